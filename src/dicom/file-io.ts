@@ -1,0 +1,120 @@
+/**
+ * Opening DICOM files for parsing and writing serialised parts to disk,
+ * including the deflated transfer syntax, whose data set is inflated to a
+ * temporary file so that memory stays flat.
+ */
+import { createReadStream, createWriteStream, rmSync, writeSync } from "node:fs";
+import { mkdtemp } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Transform } from "node:stream";
+import { pipeline } from "node:stream/promises";
+import { createDeflateRaw, createInflateRaw } from "node:zlib";
+
+import { LimitError } from "../errors.js";
+import type { BulkRef } from "./dataset.js";
+import { DEFAULT_READ_LIMITS, parseDataset, parseDicom, type ParsedDicom, type ReadLimits } from "./reader.js";
+import { FileSource, type ByteSource } from "./source.js";
+import type { Part } from "./writer.js";
+
+const COPY_CHUNK = 4 * 1024 * 1024;
+
+export interface OpenedDicom extends ParsedDicom {
+  close(): void;
+}
+
+export interface OpenOptions {
+  limits?: ReadLimits;
+  /** Cap on the inflated size of a deflated data set (bytes). */
+  maxInflatedBytes?: number;
+}
+
+/** Parses a DICOM file; the caller must call `close()` when done with its bulk values. */
+export async function openDicom(path: string, options: OpenOptions = {}): Promise<OpenedDicom> {
+  const limits = options.limits ?? DEFAULT_READ_LIMITS;
+  const source = new FileSource(path);
+  const sources: ByteSource[] = [source];
+  let tempDir: string | undefined;
+  const close = (): void => {
+    for (const opened of sources) opened.close();
+    if (tempDir) rmSync(tempDir, { recursive: true, force: true });
+  };
+  try {
+    const parsed = parseDicom(source, limits);
+    if (!parsed.transferSyntax.deflated) return { ...parsed, close };
+
+    tempDir = await mkdtemp(join(tmpdir(), "deidkit-inflate-"));
+    const inflatedPath = join(tempDir, "dataset");
+    await inflateRange(path, parsed.datasetOffset, inflatedPath, options.maxInflatedBytes ?? 4 * 1024 ** 3);
+    const inflated = new FileSource(inflatedPath);
+    sources.push(inflated);
+    const dataset = parseDataset(inflated, { littleEndian: true, explicitVr: true }, limits);
+    return { ...parsed, dataset, close };
+  } catch (error) {
+    close();
+    throw error;
+  }
+}
+
+async function inflateRange(path: string, start: number, target: string, maxBytes: number): Promise<void> {
+  let total = 0;
+  const cap = new Transform({
+    transform(chunk: Buffer, _encoding, callback) {
+      total += chunk.length;
+      if (total > maxBytes) {
+        callback(new LimitError(`deflated data set inflates to more than ${maxBytes} bytes`, {
+          hint: "raise --max-inflated-bytes if the file is genuine",
+        }));
+        return;
+      }
+      callback(null, chunk);
+    },
+  });
+  await pipeline(createReadStream(path, { start }), createInflateRaw(), cap, createWriteStream(target));
+}
+
+function* partChunks(parts: Part[]): Generator<Buffer> {
+  let scratch: Buffer | undefined;
+  for (const part of parts) {
+    if (Buffer.isBuffer(part)) {
+      yield part;
+      continue;
+    }
+    scratch ??= Buffer.allocUnsafe(COPY_CHUNK);
+    yield* bulkChunks(part, scratch);
+  }
+}
+
+function* bulkChunks(bulk: BulkRef, scratch: Buffer): Generator<Buffer> {
+  let done = 0;
+  while (done < bulk.length) {
+    const size = Math.min(scratch.length, bulk.length - done);
+    const count = bulk.source.readInto(bulk.offset + done, scratch, size);
+    if (count !== size) throw new Error("input file shrank while it was being copied");
+    yield scratch.subarray(0, size);
+    done += size;
+  }
+}
+
+/** Writes parts to an open file descriptor, copying bulk values in 4 MiB chunks. */
+export function emitParts(parts: Part[], fd: number): number {
+  let written = 0;
+  for (const chunk of partChunks(parts)) {
+    let offset = 0;
+    while (offset < chunk.length) offset += writeSync(fd, chunk, offset, chunk.length - offset);
+    written += chunk.length;
+  }
+  return written;
+}
+
+/** Writes the leading parts as they are and the data set parts raw-deflated (PS3.5 A.5). */
+export async function emitDeflated(leading: Part[], dataset: Part[], path: string): Promise<void> {
+  const output = createWriteStream(path, { flags: "wx", mode: 0o644 });
+  for (const chunk of partChunks(leading)) {
+    if (!output.write(Buffer.from(chunk))) await new Promise<void>((resolve) => output.once("drain", () => resolve()));
+  }
+  const chunks = (function* () {
+    for (const chunk of partChunks(dataset)) yield Buffer.from(chunk);
+  })();
+  await pipeline(chunks, createDeflateRaw(), output);
+}
