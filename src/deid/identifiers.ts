@@ -1,0 +1,191 @@
+/**
+ * The identifiers known for a run: learnt from every header in a first pass,
+ * then used to clean free text and path names in the second.
+ */
+import { deriveDateShift, derivePatientId } from "../pseudonym/derive.js";
+import { dateTextForms, parseDa, shiftDate, type CalendarDate } from "./dates.js";
+
+export type IdentifierCategory =
+  | "patient-name"
+  | "patient-id"
+  | "other-id"
+  | "birth-date"
+  | "date"
+  | "staff-name"
+  | "address"
+  | "phone"
+  | "institution"
+  | "device";
+
+/** Placeholders written where an identifier without a pseudonym was found in text. */
+export const PLACEHOLDER: Readonly<Record<IdentifierCategory, string>> = {
+  "patient-name": "[NAME]",
+  "patient-id": "[ID]",
+  "other-id": "[ID]",
+  "birth-date": "[DATE]",
+  date: "[DATE]",
+  "staff-name": "[NAME]",
+  address: "[ADDRESS]",
+  phone: "[PHONE]",
+  institution: "[INSTITUTION]",
+  device: "[DEVICE]",
+};
+
+/** Shorter strings match too much ordinary text to be searched for on their own. */
+export const MIN_TERM_LENGTH = 3;
+
+export interface Patient {
+  /** The original Patient ID (or "" when files carry none); never written in plaintext. */
+  key: string;
+  pseudonymId: string;
+  pseudonymName: string;
+  /** Days added to every date of this patient (negative: into the past). */
+  shiftDays: number;
+  /** Whether the pseudonym came from a --map crosswalk. */
+  mapped: boolean;
+}
+
+export interface Term {
+  text: string;
+  category: IdentifierCategory;
+  replacement: string;
+}
+
+/** Splits a PN value into name component groups and their components (PS3.5 6.2.1). */
+export function nameComponents(pn: string): string[][] {
+  return pn
+    .split("=")
+    .map((group) => group.split("^").map((part) => part.trim()))
+    .filter((group) => group.some((part) => part.length > 0));
+}
+
+/** The ways people write one name: PN form, "Family, Given", "Given Family" and each part alone. */
+export function nameForms(pn: string): { full: string[]; parts: string[] } {
+  const full = new Set<string>();
+  const parts = new Set<string>();
+  for (const group of nameComponents(pn)) {
+    const [family = "", given = "", middle = "", prefix = "", suffix = ""] = group;
+    const raw = group.join("^").replace(/\^+$/, "");
+    full.add(raw);
+    if (family && given) {
+      full.add(`${family}^${given}`);
+      full.add(`${family}, ${given}`);
+      full.add(`${family},${given}`);
+      full.add(`${given} ${family}`);
+      full.add(`${family} ${given}`);
+      full.add(`${family}_${given}`);
+      full.add(`${given}_${family}`);
+      if (middle) {
+        full.add(`${given} ${middle} ${family}`);
+        full.add(`${family}, ${given} ${middle}`);
+        full.add(`${given} ${middle.charAt(0)}. ${family}`);
+      }
+      if (prefix) full.add(`${prefix} ${given} ${family}`);
+      if (suffix) full.add(`${given} ${family} ${suffix}`);
+    }
+    for (const part of [family, given, middle]) {
+      for (const word of part.split(/[\s,]+/)) if (word.length >= MIN_TERM_LENGTH) parts.add(word);
+    }
+  }
+  return { full: [...full].filter((form) => form.length >= MIN_TERM_LENGTH), parts: [...parts] };
+}
+
+/** IDs are also written without their leading zeros. */
+export function idForms(id: string): string[] {
+  const forms = new Set([id]);
+  const stripped = id.replace(/^0+(?=\d)/, "");
+  if (stripped !== id && stripped.length >= 4) forms.add(stripped);
+  return [...forms].filter((form) => form.length >= MIN_TERM_LENGTH);
+}
+
+/**
+ * Collects identifiers and the patients they belong to. Terms are keyed by
+ * their lower-case text; when two sources give a term different
+ * replacements, the category's placeholder is used instead of guessing.
+ */
+export class IdentifierRegistry {
+  readonly patients = new Map<string, Patient>();
+  private readonly terms = new Map<string, Term>();
+  private readonly crosswalk: ReadonlyMap<string, string>;
+  private readonly shiftDates: boolean;
+
+  constructor(
+    private readonly secret: Uint8Array,
+    options: { crosswalk?: ReadonlyMap<string, string>; shiftDates: boolean },
+  ) {
+    this.crosswalk = options.crosswalk ?? new Map();
+    this.shiftDates = options.shiftDates;
+  }
+
+  patient(key: string): Patient {
+    let patient = this.patients.get(key);
+    if (!patient) {
+      const mappedId = this.crosswalk.get(key);
+      const pseudonymId = mappedId ?? derivePatientId(this.secret, key);
+      patient = {
+        key,
+        pseudonymId,
+        pseudonymName: pseudonymId,
+        shiftDays: deriveDateShift(this.secret, key),
+        mapped: mappedId !== undefined,
+      };
+      this.patients.set(key, patient);
+      if (key.length > 0) this.addIdForms(key, "patient-id", pseudonymId);
+    }
+    return patient;
+  }
+
+  addTerm(text: string, category: IdentifierCategory, replacement: string = PLACEHOLDER[category]): void {
+    const trimmed = text.trim();
+    if (trimmed.length < MIN_TERM_LENGTH) return;
+    const key = trimmed.toLowerCase();
+    const existing = this.terms.get(key);
+    if (!existing) {
+      this.terms.set(key, { text: trimmed, category, replacement });
+      return;
+    }
+    if (existing.replacement !== replacement) {
+      // Patient pseudonyms win over placeholders; two different pseudonyms fall back to a placeholder.
+      const existingIsPlaceholder = existing.replacement === PLACEHOLDER[existing.category];
+      const newIsPlaceholder = replacement === PLACEHOLDER[category];
+      if (existingIsPlaceholder && !newIsPlaceholder) this.terms.set(key, { text: trimmed, category, replacement });
+      else if (!existingIsPlaceholder && !newIsPlaceholder) existing.replacement = PLACEHOLDER[existing.category];
+    }
+  }
+
+  addIdForms(id: string, category: IdentifierCategory, replacement?: string): void {
+    for (const form of idForms(id.trim())) this.addTerm(form, category, replacement);
+  }
+
+  addPatientName(pn: string, patient: Patient): void {
+    const forms = nameForms(pn);
+    for (const form of [...forms.full, ...forms.parts]) this.addTerm(form, "patient-name", patient.pseudonymName);
+  }
+
+  addOtherName(pn: string): void {
+    const forms = nameForms(pn);
+    for (const form of [...forms.full, ...forms.parts]) this.addTerm(form, "staff-name");
+  }
+
+  /** Adds a DA value in its textual forms; shifted by the patient's shift when dates are shifted. */
+  addDate(da: string, category: "date" | "birth-date", patient: Patient | undefined): void {
+    const date = parseDa(da.trim());
+    if (!date) return;
+    const shifted: CalendarDate | undefined =
+      category === "date" && this.shiftDates && patient ? shiftDate(date, patient.shiftDays) : undefined;
+    for (const [text, replacement] of dateTextForms(date, shifted)) {
+      this.addTerm(text, category, replacement);
+    }
+  }
+
+  addAddress(text: string, category: "address" | "institution"): void {
+    this.addTerm(text, category);
+    for (const part of text.split(/[\n\r^,;]+/)) {
+      if (part.trim().length >= 6) this.addTerm(part, category);
+    }
+  }
+
+  allTerms(): Term[] {
+    return [...this.terms.values()];
+  }
+}

@@ -1,0 +1,59 @@
+/** Reading and writing the string values of elements (PS3.5 section 6.2). */
+import type { CharsetCodec } from "../dicom/charset.js";
+import { CHARSET_SENSITIVE_VRS } from "../dicom/charset.js";
+import type { Element } from "../dicom/dataset.js";
+import { MAX_VALUE_LENGTH, paddingByte } from "../dicom/vr.js";
+
+/** VRs that hold one value which may itself contain backslashes (PS3.5 section 6.4). */
+const SINGLE_VALUED_VRS = new Set(["LT", "ST", "UT", "UR"]);
+
+/** Decodes an element's value bytes to text, with padding removed. */
+export function decodeText(bytes: Buffer, vr: string, codec: CharsetCodec): string {
+  const text = CHARSET_SENSITIVE_VRS.has(vr) ? codec.decode(bytes, vr) : bytes.toString("latin1");
+  return text.replace(/[\0 ]+$/, "");
+}
+
+/** Splits a decoded value into its values; single-valued text VRs give one value. */
+export function splitValues(text: string, vr: string): string[] {
+  if (SINGLE_VALUED_VRS.has(vr)) return [text];
+  return text.split("\\");
+}
+
+export function joinValues(values: readonly string[]): string {
+  return values.join("\\");
+}
+
+/**
+ * Truncates each value to the VR's maximum length (PS3.5 Table 6.2-1), so a
+ * replacement can never make an element invalid; lengths count characters,
+ * which for the ASCII replacements deidkit writes equal bytes.
+ */
+function fitValue(value: string, vr: string): string {
+  const max = vr === "PN" ? undefined : MAX_VALUE_LENGTH[vr];
+  if (max === undefined || value.length <= max) return value;
+  return value.slice(0, max).trimEnd();
+}
+
+/** Encodes values in the element's VR and character set, padded to an even length. */
+export function encodeText(values: readonly string[], vr: string, codec: CharsetCodec): Buffer {
+  const text = joinValues(values.map((value) => fitValue(value, vr)));
+  const bytes = CHARSET_SENSITIVE_VRS.has(vr) ? codec.encode(text, vr) : Buffer.from(text, "latin1");
+  if (bytes.length % 2 === 0) return bytes;
+  return Buffer.concat([bytes, Buffer.from([paddingByte(vr)])]);
+}
+
+export function setText(element: Element, values: readonly string[], codec: CharsetCodec): void {
+  element.bytes = encodeText(values, element.vr, codec);
+  element.bulk = undefined;
+  element.items = undefined;
+  element.fragments = undefined;
+  element.undefinedLength = false;
+}
+
+export function setEmpty(element: Element): void {
+  element.bytes = Buffer.alloc(0);
+  element.bulk = undefined;
+  element.fragments = undefined;
+  if (element.items) element.items = [];
+  else element.undefinedLength = false;
+}

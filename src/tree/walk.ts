@@ -1,0 +1,43 @@
+import { lstat, opendir } from "node:fs/promises";
+import { join, relative, sep } from "node:path";
+
+export type EntryKind = "file" | "symlink" | "special";
+
+export interface TreeEntry {
+  /** Absolute path in the input. */
+  path: string;
+  /** Path relative to the input root, with "/" separators. */
+  relativePath: string;
+  kind: EntryKind;
+  size: number;
+}
+
+/**
+ * Lists every entry below `root` in a stable order (sorted by name at each
+ * level). Symbolic links are reported, never followed; FIFOs, sockets and
+ * devices are reported as "special" so that they are never opened.
+ */
+export async function walkTree(root: string): Promise<TreeEntry[]> {
+  const entries: TreeEntry[] = [];
+  const pending: string[] = [root];
+  while (pending.length > 0) {
+    const directory = pending.pop()!;
+    const names: string[] = [];
+    const handle = await opendir(directory);
+    for await (const dirent of handle) names.push(dirent.name);
+    names.sort();
+    const subdirectories: string[] = [];
+    for (const name of names) {
+      const path = join(directory, name);
+      const info = await lstat(path);
+      const relativePath = relative(root, path).split(sep).join("/");
+      if (info.isDirectory()) subdirectories.push(path);
+      else if (info.isSymbolicLink()) entries.push({ path, relativePath, kind: "symlink", size: 0 });
+      else if (info.isFile()) entries.push({ path, relativePath, kind: "file", size: info.size });
+      else entries.push({ path, relativePath, kind: "special", size: 0 });
+    }
+    // Reverse so that popping visits subdirectories in sorted order.
+    for (const subdirectory of subdirectories.reverse()) pending.push(subdirectory);
+  }
+  return entries.sort((a, b) => (a.relativePath < b.relativePath ? -1 : a.relativePath > b.relativePath ? 1 : 0));
+}
