@@ -10,4 +10,10 @@ for (const signal of ["SIGINT", "SIGTERM"]) {
   });
 }
 
+// A closed pipe (`deidkit profile | head`) ends the output, not the program with a stack trace.
+process.stdout.on("error", (error) => {
+  if (error.code === "EPIPE") process.exit(process.exitCode ?? 0);
+  throw error;
+});
+
 process.exitCode = await runCli(process.argv.slice(2), { stdout: process.stdout, stderr: process.stderr });

@@ -8,6 +8,7 @@ import { isDeidError } from "../errors.js";
 import { TOOL_VERSION } from "../version.js";
 import { anonymizeCommand } from "./commands/anonymize.js";
 import { keyCommand, keygenCommand, secretCommand } from "./commands/keys.js";
+import { profileCommand } from "./commands/profile.js";
 import { EXIT, exitCodeFor } from "./exit-codes.js";
 import { CliOutput, type CliStreams } from "./output.js";
 
@@ -28,6 +29,7 @@ export function buildProgram(output: CliOutput, setExit: (code: number) => void)
     keygenCommand(current),
     keyCommand(current),
     secretCommand(current),
+    profileCommand(current),
   ]) {
     program.addCommand(command);
   }

@@ -13,7 +13,11 @@ const UNSAFE_CHARACTERS = /[\u0000-\u001f\u007f/\\:*?"<>|]/g;
  * so a component can never become "..", absolute, or contain a separator.
  */
 export function rewriteComponent(component: string, cleaner: TextCleaner): string {
-  let out = cleaner.clean(component).text.replace(UNSAFE_CHARACTERS, "_");
+  // Placeholders such as "[NAME]" lose their brackets, which shells treat as globs.
+  let out = cleaner
+    .clean(component)
+    .text.replace(/\[([A-Z]+)\]/g, "$1")
+    .replace(UNSAFE_CHARACTERS, "_");
   if (out === "" || out === "." || out === "..") out = "_".repeat(Math.max(1, out.length));
   return out;
 }
