@@ -264,7 +264,11 @@ export async function writeKeyFile(
 ): Promise<KeyFileMetadata> {
   await loadSodium();
   const tool = options.tool ?? defaultTool();
-  const created = (options.created ?? new Date()).toISOString();
+  const createdDate = options.created ?? new Date();
+  if (Number.isNaN(createdDate.getTime())) {
+    throw new UsageError(`${path}: the created option is an invalid Date`, { path });
+  }
+  const created = createdDate.toISOString();
   checkWriteOptions(options, tool, created, path);
   const json = serializePayload(payload, path);
   const payloadLength = Buffer.byteLength(json, "utf8");
