@@ -72,6 +72,8 @@ export async function runCli(argv: readonly string[], streams: CliStreams): Prom
       output.hint("check free disk space and permissions on the paths given, then run again");
     } else {
       output.error("internal error: deidkit hit a defect it cannot recover from");
+      // The stack names code locations only, but the message of a foreign error might quote input, so it is opt-in.
+      if (process.env.DEIDKIT_DEBUG === "1" && error instanceof Error) output.error(error.stack ?? error.message);
       output.hint("nothing was published; please report this with the command line you ran (not the data)");
     }
     return exitCodeFor(error);

@@ -108,6 +108,12 @@ export class IdentifierRegistry {
   private readonly terms = new Map<string, Term>();
   private readonly crosswalk: ReadonlyMap<string, string>;
   private readonly shiftDates: boolean;
+  /**
+   * Every `addTerm` call in order, when recording: worker threads send it to
+   * the main thread, which replays it so the result does not depend on how
+   * files were spread over workers.
+   */
+  journal: Array<[string, IdentifierCategory, string]> | undefined;
 
   constructor(
     private readonly secret: Uint8Array,
@@ -136,6 +142,7 @@ export class IdentifierRegistry {
   }
 
   addTerm(text: string, category: IdentifierCategory, replacement: string = PLACEHOLDER[category]): void {
+    this.journal?.push([text, category, replacement]);
     const trimmed = text.trim();
     if (trimmed.length < MIN_TERM_LENGTH) return;
     const key = trimmed.toLowerCase();

@@ -1,12 +1,13 @@
 import { open, readFile, stat } from "node:fs/promises";
 
 import { DeidError, UsageError } from "../errors.js";
-import { randomSecret, SECRET_BYTES } from "./keyed-hash.js";
+import { initSodium, randomSecret, SECRET_BYTES } from "./keyed-hash.js";
 
 const SECRET_PREFIX = "DEIDKIT-SECRET-1-";
 
 /** Writes a new random 32-byte secret, created exclusively with mode 0600. */
 export async function writeNewSecret(path: string): Promise<void> {
+  await initSodium();
   const secret = Buffer.from(randomSecret());
   let handle;
   try {

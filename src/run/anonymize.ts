@@ -3,22 +3,23 @@
  * key and a run report, in two passes over the files.
  */
 import { randomBytes } from "node:crypto";
-import { closeSync, openSync, readSync, rmSync } from "node:fs";
-import { mkdir, rename, rm, stat } from "node:fs/promises";
+import { rmSync } from "node:fs";
+import { mkdir, rename, rm, stat, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 
-import { DeidError, UsageError, isDeidError } from "../errors.js";
-import { DEFAULT_READ_LIMITS, looksLikeDicom, type ReadLimits } from "../dicom/reader.js";
-import { QuarantineReason, type ActionCounts } from "../deid/apply.js";
+import { DeidError, UsageError } from "../errors.js";
+import { DEFAULT_READ_LIMITS, type ReadLimits } from "../dicom/reader.js";
+import type { ActionCounts } from "../deid/apply.js";
 import { TextCleaner, uidMapper } from "../deid/cleaner.js";
-import { IdentifierRegistry } from "../deid/identifiers.js";
-import { compileProfile, type OptionName } from "../profile/profile.js";
+import { IdentifierRegistry, type Term } from "../deid/identifiers.js";
+import { compileProfile, type CompiledProfile, type OptionName } from "../profile/profile.js";
 import { initSodium, randomSecret } from "../pseudonym/keyed-hash.js";
 import { PathMapper, checkPathsDisjoint } from "../tree/paths.js";
 import { walkTree, type TreeEntry } from "../tree/walk.js";
-import { deidentifyDicomFile, learnDicomFile, type DicomPassOptions } from "./dicom-file.js";
 import { buildKeyPayload, type FileRecord } from "./key-payload.js";
+import { WorkerPool, workersAvailable } from "./pool.js";
 import { addCounts, buildReport, type QuarantineEntry, type RunReport } from "./report.js";
+import { TaskRunner, type LearnResult, type Problem, type RunSetup, type WriteResult } from "./tasks.js";
 
 export interface AnonymizeOptions {
   input: string;
@@ -52,8 +53,6 @@ export interface AnonymizeResult {
   outputPath: string;
 }
 
-const HEAD_BYTES = 256;
-
 /**
  * Staging folders of runs in progress, removed by `removeStagingFolders` when
  * the process is interrupted, so that no partial output is left behind.
@@ -63,17 +62,6 @@ const activeStaging = new Set<string>();
 export function removeStagingFolders(): void {
   for (const path of activeStaging) rmSync(path, { recursive: true, force: true });
   activeStaging.clear();
-}
-
-function readHead(path: string): Buffer {
-  const fd = openSync(path, "r");
-  try {
-    const buffer = Buffer.alloc(HEAD_BYTES);
-    const count = readSync(fd, buffer, 0, HEAD_BYTES, 0);
-    return buffer.subarray(0, count);
-  } finally {
-    closeSync(fd);
-  }
 }
 
 async function pathExists(path: string): Promise<boolean> {
@@ -110,156 +98,210 @@ async function checkArguments(options: AnonymizeOptions, keyPath: string, report
   }
 }
 
-function reasonOf(error: unknown): { reason: string; message: string } {
-  if (error instanceof QuarantineReason) return { reason: error.reasonCode, message: error.message };
-  if (isDeidError(error)) return { reason: error.code, message: error.message };
-  const code = (error as NodeJS.ErrnoException)?.code;
-  if (code) return { reason: "IO", message: `cannot read the file (${code})` };
-  return { reason: "INTERNAL", message: "unexpected failure while processing the file" };
+/** Runs both passes over one tree, in process or over a pool of worker threads. */
+class AnonymizeRun {
+  private readonly emit: (event: RunEvent) => void;
+  private readonly registry: IdentifierRegistry;
+  private readonly local: TaskRunner;
+  private readonly quarantine = new Map<TreeEntry, Problem>();
+  private readonly outputPathOf = new Map<TreeEntry, string>();
+  private readonly uidMap = new Map<string, string>();
+  private readonly files: FileRecord[] = [];
+  private readonly totals: ActionCounts[] = [];
+  private readonly startedAt = new Date();
+  private entries: TreeEntry[] = [];
+  private pool: WorkerPool | undefined;
+
+  constructor(
+    private readonly options: AnonymizeOptions,
+    private readonly profile: CompiledProfile,
+    private readonly setup: RunSetup,
+  ) {
+    this.emit = options.onEvent ?? (() => {});
+    this.registry = new IdentifierRegistry(setup.secret, { crosswalk: options.crosswalk, shiftDates: setup.shiftDates });
+    this.local = new TaskRunner(setup);
+  }
+
+  private progress(phase: "learn" | "write", total: number): (done: number) => void {
+    return (done) => this.emit({ type: "progress", phase, done, total });
+  }
+
+  async run(keyPath: string, reportPath: string): Promise<AnonymizeResult> {
+    this.emit({ type: "phase", phase: "scan" });
+    this.entries = await walkTree(this.options.input);
+    const regularFiles: TreeEntry[] = [];
+    for (const entry of this.entries) {
+      if (entry.kind === "symlink") this.quarantine.set(entry, { reason: "SYMLINK", message: "symbolic link not followed" });
+      else if (entry.kind === "special") this.quarantine.set(entry, { reason: "SPECIAL_FILE", message: "not a regular file (FIFO, socket or device)" });
+      else regularFiles.push(entry);
+    }
+    const jobs = Math.min(this.options.jobs ?? 1, regularFiles.length);
+    this.pool = jobs > 1 && workersAvailable() ? new WorkerPool(jobs, this.setup) : undefined;
+    try {
+      const dicomFiles = await this.learnPass(regularFiles);
+      const terms = this.registry.allTerms();
+      const paths = new PathMapper(new TextCleaner(terms, uidMapper(this.setup.secret)));
+      for (const entry of this.entries) this.outputPathOf.set(entry, paths.map(entry.relativePath));
+      if (this.options.dryRun) return this.planOnly(dicomFiles, keyPath, reportPath);
+      return await this.writeAndPublish(dicomFiles, terms, keyPath, reportPath);
+    } finally {
+      await this.pool?.close();
+    }
+  }
+
+  /** Pass 1: learns every file's identifiers; returns the DICOM files in tree order. */
+  private async learnPass(regularFiles: TreeEntry[]): Promise<TreeEntry[]> {
+    this.emit({ type: "phase", phase: "learn" });
+    const onDone = this.progress("learn", regularFiles.length);
+    const learnt = this.pool
+      ? await this.pool.run<LearnResult>(regularFiles.map((entry) => ({ kind: "learn", path: entry.path })), onDone)
+      : await runLocally(regularFiles, (entry) => this.local.learn(entry.path), onDone);
+    const dicomFiles: TreeEntry[] = [];
+    regularFiles.forEach((entry, index) => {
+      const result = learnt[index];
+      if (!result.ok) {
+        this.quarantine.set(entry, result);
+        return;
+      }
+      // Replaying each file's identifiers in tree order gives the same registry whatever the number of workers.
+      this.registry.patient(result.patientKey);
+      for (const [text, category, replacement] of result.journal) this.registry.addTerm(text, category, replacement);
+      dicomFiles.push(entry);
+    });
+    return dicomFiles;
+  }
+
+  private planOnly(dicomFiles: TreeEntry[], keyPath: string, reportPath: string): AnonymizeResult {
+    for (const entry of dicomFiles) {
+      this.files.push({ input: entry.relativePath, output: this.outputPathOf.get(entry)!, status: "written" });
+    }
+    for (const entry of this.entries) {
+      const problem = this.quarantine.get(entry);
+      this.emit({ type: "planned", outputPath: this.outputPathOf.get(entry)!, action: problem ? "quarantine" : "write", reason: problem?.reason });
+    }
+    return { report: this.buildReport(true), keyPath, reportPath, outputPath: this.options.output };
+  }
+
+  /** Pass 2: writes every file into a staging folder, seals the key, then publishes OUTPUT. */
+  private async writeAndPublish(dicomFiles: TreeEntry[], terms: Term[], keyPath: string, reportPath: string): Promise<AnonymizeResult> {
+    this.emit({ type: "phase", phase: "write" });
+    const staging = `${this.options.output.replace(/[/\\]+$/, "")}.deidkit-partial-${randomBytes(4).toString("hex")}`;
+    await mkdir(staging, { recursive: false });
+    activeStaging.add(staging);
+    try {
+      await this.writePass(dicomFiles, terms, staging);
+      const report = this.buildReport(false);
+      this.emit({ type: "phase", phase: "key" });
+      const payload = buildKeyPayload({
+        secret: this.setup.secret,
+        secretSupplied: this.options.secret !== undefined,
+        registry: this.registry,
+        uidMap: this.uidMap,
+        files: this.files,
+        report,
+      });
+      await this.options.writeKey(keyPath, payload, {
+        patients: this.registry.patients.size,
+        files: report.filesWritten,
+        uids: this.uidMap.size,
+        profile: report.options.join(",") || "basic",
+      });
+      await rename(staging, this.options.output);
+      activeStaging.delete(staging);
+      await writeReport(reportPath, report);
+      return { report, keyPath, reportPath, outputPath: this.options.output };
+    } finally {
+      if (activeStaging.has(staging)) {
+        await rm(staging, { recursive: true, force: true });
+        activeStaging.delete(staging);
+      }
+    }
+  }
+
+  private async writePass(dicomFiles: TreeEntry[], terms: Term[], staging: string): Promise<void> {
+    const tasks: Array<{ kind: "write"; path: string; tempPath: string; finalPath: string }> = [];
+    for (const entry of dicomFiles) {
+      const finalPath = join(staging, this.outputPathOf.get(entry)!);
+      await mkdir(dirname(finalPath), { recursive: true });
+      const tempPath = join(dirname(finalPath), `.deidkit-tmp-${randomBytes(6).toString("hex")}`);
+      tasks.push({ kind: "write", path: entry.path, tempPath, finalPath });
+    }
+    const onDone = this.progress("write", tasks.length);
+    let written: WriteResult[];
+    if (this.pool) {
+      await this.pool.useTerms(terms);
+      written = await this.pool.run<WriteResult>(tasks, onDone);
+    } else {
+      this.local.useTerms(terms);
+      written = await runLocally(tasks, (task) => this.local.write(task.path, task.tempPath, task.finalPath), onDone);
+    }
+    dicomFiles.forEach((entry, index) => {
+      const result = written[index];
+      if (!result.ok) {
+        this.quarantine.set(entry, result);
+        return;
+      }
+      for (const [original, replacement] of result.uids) this.uidMap.set(original, replacement);
+      this.totals.push(result.counts);
+      this.files.push({ input: entry.relativePath, output: this.outputPathOf.get(entry)!, status: "written", sopInstanceUid: result.sopInstanceUid });
+    });
+  }
+
+  private buildReport(dryRun: boolean): RunReport {
+    const quarantined: QuarantineEntry[] = [];
+    for (const entry of this.entries) {
+      const problem = this.quarantine.get(entry);
+      if (!problem) continue;
+      const outputPath = this.outputPathOf.get(entry)!;
+      quarantined.push({ path: outputPath, reason: problem.reason, message: problem.message });
+      this.files.push({ input: entry.relativePath, output: outputPath, status: "quarantined", reason: problem.reason });
+      this.emit({ type: "quarantined", outputPath, reason: problem.reason, message: problem.message });
+    }
+    return buildReport({
+      startedAt: this.startedAt,
+      finishedAt: new Date(),
+      options: [...this.profile.options],
+      filesSeen: this.entries.length,
+      filesWritten: this.files.filter((file) => file.status === "written").length,
+      quarantined,
+      counts: addCounts(this.totals),
+      patients: this.registry.patients.size,
+      uids: this.uidMap.size,
+      dryRun,
+    });
+  }
 }
 
 export async function anonymize(options: AnonymizeOptions): Promise<AnonymizeResult> {
   await initSodium();
-  const emit = options.onEvent ?? (() => {});
   const keyPath = options.keyOut ?? `${options.output.replace(/[/\\]+$/, "")}.deidkey`;
   const reportPath = options.reportOut ?? `${options.output.replace(/[/\\]+$/, "")}.report.json`;
   await checkArguments(options, keyPath, reportPath);
 
   const profile = compileProfile(options.options);
-  const shiftDates = profile.options.has("retain-longitudinal-modified-dates");
-  const secret = options.secret ?? randomSecret();
   const overrides = Object.entries(options.limits ?? {}).filter(([, value]) => value !== undefined);
   const limits: ReadLimits = { ...DEFAULT_READ_LIMITS, ...Object.fromEntries(overrides) };
-  const passOptions: DicomPassOptions = { limits, maxInflatedBytes: options.maxInflatedBytes ?? 4 * 1024 ** 3 };
-  const startedAt = new Date();
-
-  emit({ type: "phase", phase: "scan" });
-  const entries = await walkTree(options.input);
-  const registry = new IdentifierRegistry(secret, { crosswalk: options.crosswalk, shiftDates });
-  const quarantine = new Map<TreeEntry, { reason: string; message: string }>();
-  const dicomFiles: TreeEntry[] = [];
-
-  emit({ type: "phase", phase: "learn" });
-  let done = 0;
-  for (const entry of entries) {
-    emit({ type: "progress", phase: "learn", done: done++, total: entries.length });
-    if (entry.kind === "symlink") {
-      quarantine.set(entry, { reason: "SYMLINK", message: "symbolic link not followed" });
-      continue;
-    }
-    if (entry.kind === "special") {
-      quarantine.set(entry, { reason: "SPECIAL_FILE", message: "not a regular file (FIFO, socket or device)" });
-      continue;
-    }
-    try {
-      if (!looksLikeDicom(readHead(entry.path))) {
-        quarantine.set(entry, { reason: "NOT_DICOM", message: "not a DICOM file; other formats are not de-identified yet" });
-        continue;
-      }
-      await learnDicomFile(entry.path, registry, profile, passOptions);
-      dicomFiles.push(entry);
-    } catch (error) {
-      quarantine.set(entry, reasonOf(error));
-    }
-  }
-  emit({ type: "progress", phase: "learn", done: entries.length, total: entries.length });
-
-  const uidMap = new Map<string, string>();
-  const mapUid = uidMapper(secret, (original, replacement) => uidMap.set(original, replacement));
-  const cleaner = new TextCleaner(registry.allTerms(), mapUid);
-  const paths = new PathMapper(cleaner);
-  const outputPathOf = new Map<TreeEntry, string>();
-  for (const entry of entries) outputPathOf.set(entry, paths.map(entry.relativePath));
-
-  const files: FileRecord[] = [];
-  const totals: ActionCounts[] = [];
-  const quarantined: QuarantineEntry[] = [];
-  const staging = `${options.output.replace(/[/\\]+$/, "")}.deidkit-partial-${randomBytes(4).toString("hex")}`;
-
-  if (options.dryRun) {
-    for (const entry of dicomFiles) files.push({ input: entry.relativePath, output: outputPathOf.get(entry)!, status: "written" });
-    for (const entry of entries) {
-      const problem = quarantine.get(entry);
-      emit({ type: "planned", outputPath: outputPathOf.get(entry)!, action: problem ? "quarantine" : "write", reason: problem?.reason });
-    }
-  } else {
-    emit({ type: "phase", phase: "write" });
-    await mkdir(staging, { recursive: false });
-    activeStaging.add(staging);
-    try {
-      done = 0;
-      for (const entry of dicomFiles) {
-        emit({ type: "progress", phase: "write", done: done++, total: dicomFiles.length });
-        const outputPath = outputPathOf.get(entry)!;
-        const finalPath = join(staging, outputPath);
-        const tempPath = join(dirname(finalPath), `.deidkit-tmp-${randomBytes(6).toString("hex")}`);
-        await mkdir(dirname(finalPath), { recursive: true });
-        try {
-          const result = await deidentifyDicomFile(entry.path, tempPath, {
-            profile, cleaner, shiftDates, mapUid, patientFor: (key) => registry.patient(key),
-          }, passOptions);
-          await rename(tempPath, finalPath);
-          totals.push(result.counts);
-          files.push({ input: entry.relativePath, output: outputPath, status: "written", sopInstanceUid: result.sopInstanceUid });
-        } catch (error) {
-          await rm(tempPath, { force: true });
-          quarantine.set(entry, reasonOf(error));
-        }
-      }
-      emit({ type: "progress", phase: "write", done: dicomFiles.length, total: dicomFiles.length });
-    } catch (error) {
-      await rm(staging, { recursive: true, force: true });
-      activeStaging.delete(staging);
-      throw error;
-    }
-  }
-
-  for (const entry of entries) {
-    const problem = quarantine.get(entry);
-    if (!problem) continue;
-    const outputPath = outputPathOf.get(entry)!;
-    quarantined.push({ path: outputPath, reason: problem.reason, message: problem.message });
-    files.push({ input: entry.relativePath, output: outputPath, status: "quarantined", reason: problem.reason });
-    emit({ type: "quarantined", outputPath, reason: problem.reason, message: problem.message });
-  }
-
-  const report = buildReport({
-    startedAt,
-    finishedAt: new Date(),
+  const setup: RunSetup = {
     options: [...profile.options],
-    filesSeen: entries.length,
-    filesWritten: files.filter((file) => file.status === "written").length,
-    quarantined,
-    counts: addCounts(totals),
-    patients: registry.patients.size,
-    uids: uidMap.size,
-    dryRun: Boolean(options.dryRun),
-  });
-  if (options.dryRun) return { report, keyPath, reportPath, outputPath: options.output };
-
-  try {
-    emit({ type: "phase", phase: "key" });
-    const payload = buildKeyPayload({ secret, registry, uidMap, files, report, secretSupplied: options.secret !== undefined });
-    await options.writeKey(keyPath, payload, {
-      patients: registry.patients.size,
-      files: report.filesWritten,
-      uids: uidMap.size,
-      profile: report.options.join(",") || "basic",
-    });
-    await rename(staging, options.output);
-    activeStaging.delete(staging);
-  } catch (error) {
-    await rm(staging, { recursive: true, force: true });
-    activeStaging.delete(staging);
-    throw error;
-  }
-  await writeReport(reportPath, report);
-  return { report, keyPath, reportPath, outputPath: options.output };
+    secret: options.secret ?? randomSecret(),
+    crosswalk: [...(options.crosswalk ?? new Map<string, string>())],
+    shiftDates: profile.options.has("retain-longitudinal-modified-dates"),
+    passOptions: { limits, maxInflatedBytes: options.maxInflatedBytes ?? 4 * 1024 ** 3 },
+  };
+  return new AnonymizeRun(options, profile, setup).run(keyPath, reportPath);
 }
 
 async function writeReport(path: string, report: RunReport): Promise<void> {
-  const { writeFile } = await import("node:fs/promises");
   const temp = `${path}.deidkit-tmp-${randomBytes(4).toString("hex")}`;
   await writeFile(temp, `${JSON.stringify(report, null, 2)}\n`, { flag: "wx", mode: 0o644 });
   await rename(temp, path);
+}
+
+async function runLocally<T, R>(items: readonly T[], task: (item: T) => Promise<R>, onDone: (done: number) => void): Promise<R[]> {
+  const results: R[] = [];
+  for (const item of items) {
+    results.push(await task(item));
+    onDone(results.length);
+  }
+  return results;
 }

@@ -1,0 +1,76 @@
+/**
+ * Spreads file tasks over worker threads. Results come back in task order,
+ * so the run's outcome does not depend on the number of workers.
+ */
+import { existsSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+import { Worker } from "node:worker_threads";
+
+import type { Term } from "../deid/identifiers.js";
+import type { LearnResult, RunSetup, WriteResult } from "./tasks.js";
+import type { WorkerRequest } from "./worker.js";
+
+type Task = { kind: "learn"; path: string } | { kind: "write"; path: string; tempPath: string; finalPath: string };
+
+const WORKER_URL = new URL("./worker.js", import.meta.url);
+
+/** Worker threads need the compiled worker; when running from TypeScript sources there is none. */
+export function workersAvailable(): boolean {
+  return WORKER_URL.protocol === "file:" && existsSync(fileURLToPath(WORKER_URL));
+}
+
+export class WorkerPool {
+  private readonly workers: Worker[];
+  private nextId = 0;
+  private readonly pending = new Map<number, { resolve(value: unknown): void; reject(error: unknown): void }>();
+
+  constructor(size: number, setup: RunSetup) {
+    this.workers = Array.from({ length: size }, () => {
+      const worker = new Worker(WORKER_URL, { workerData: setup });
+      worker.on("message", (message: { id: number; result: unknown }) => {
+        this.pending.get(message.id)?.resolve(message.result);
+        this.pending.delete(message.id);
+      });
+      worker.on("error", (error) => this.failAll(error));
+      return worker;
+    });
+  }
+
+  private failAll(error: unknown): void {
+    for (const waiter of this.pending.values()) waiter.reject(error);
+    this.pending.clear();
+  }
+
+  private send(worker: Worker, request: { kind: WorkerRequest["kind"] } & Record<string, unknown>): Promise<unknown> {
+    const id = this.nextId++;
+    return new Promise((resolve, reject) => {
+      this.pending.set(id, { resolve, reject });
+      worker.postMessage({ ...request, id });
+    });
+  }
+
+  /** Sends the run's identifiers to every worker before the write pass. */
+  async useTerms(terms: Term[]): Promise<void> {
+    await Promise.all(this.workers.map((worker) => this.send(worker, { kind: "terms", terms })));
+  }
+
+  /** Runs the tasks, each worker taking the next task when it finishes one; results keep task order. */
+  async run<R extends LearnResult | WriteResult>(tasks: Task[], onDone: (done: number) => void): Promise<R[]> {
+    const results = new Array<R>(tasks.length);
+    let next = 0;
+    let done = 0;
+    const drain = async (worker: Worker): Promise<void> => {
+      while (next < tasks.length) {
+        const index = next++;
+        results[index] = (await this.send(worker, tasks[index])) as R;
+        onDone(++done);
+      }
+    };
+    await Promise.all(this.workers.map(drain));
+    return results;
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(this.workers.map((worker) => worker.terminate()));
+  }
+}

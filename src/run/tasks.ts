@@ -1,0 +1,120 @@
+/**
+ * The work done for one file in each pass, shared by the in-process path
+ * and the worker threads. Results carry reason codes, never thrown errors,
+ * so that they can cross a thread boundary.
+ */
+import { closeSync, openSync, readSync } from "node:fs";
+import { rename, rm } from "node:fs/promises";
+
+import { isDeidError } from "../errors.js";
+import { looksLikeDicom } from "../dicom/reader.js";
+import { QuarantineReason, type ActionCounts } from "../deid/apply.js";
+import { TextCleaner, uidMapper } from "../deid/cleaner.js";
+import { IdentifierRegistry, type IdentifierCategory, type Term } from "../deid/identifiers.js";
+import { compileProfile, type CompiledProfile, type OptionName } from "../profile/profile.js";
+import { deidentifyDicomFile, learnDicomFile, type DicomPassOptions } from "./dicom-file.js";
+
+/** Everything a worker needs to repeat the main thread's work exactly. */
+export interface RunSetup {
+  options: OptionName[];
+  secret: Uint8Array;
+  crosswalk: Array<[string, string]>;
+  shiftDates: boolean;
+  passOptions: DicomPassOptions;
+}
+
+export interface Problem {
+  reason: string;
+  message: string;
+}
+
+export type LearnResult =
+  | { ok: true; patientKey: string; journal: Array<[string, IdentifierCategory, string]> }
+  | ({ ok: false } & Problem);
+
+export type WriteResult =
+  | { ok: true; counts: ActionCounts; sopInstanceUid: string; uids: Array<[string, string]> }
+  | ({ ok: false } & Problem);
+
+const HEAD_BYTES = 256;
+
+function readHead(path: string): Buffer {
+  const fd = openSync(path, "r");
+  try {
+    const buffer = Buffer.alloc(HEAD_BYTES);
+    const count = readSync(fd, buffer, 0, HEAD_BYTES, 0);
+    return buffer.subarray(0, count);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** Turns any failure into a reason code and a message that contains no input value. */
+export function problemOf(error: unknown): Problem {
+  if (error instanceof QuarantineReason) return { reason: error.reasonCode, message: error.message };
+  if (isDeidError(error)) return { reason: error.code, message: error.message };
+  const code = (error as NodeJS.ErrnoException)?.code;
+  if (typeof code === "string") return { reason: "IO", message: `cannot read the file (${code})` };
+  return { reason: "INTERNAL", message: "unexpected failure while processing the file" };
+}
+
+/** The state one thread keeps across the files it processes. */
+export class TaskRunner {
+  readonly profile: CompiledProfile;
+  readonly registry: IdentifierRegistry;
+  private cleaner: TextCleaner | undefined;
+  private uids: Array<[string, string]> = [];
+  private readonly mapUid: (uid: string) => string;
+
+  constructor(private readonly setup: RunSetup) {
+    this.profile = compileProfile(setup.options);
+    this.registry = new IdentifierRegistry(setup.secret, {
+      crosswalk: new Map(setup.crosswalk),
+      shiftDates: setup.shiftDates,
+    });
+    this.mapUid = uidMapper(setup.secret, (original, replacement) => this.uids.push([original, replacement]));
+  }
+
+  async learn(path: string): Promise<LearnResult> {
+    try {
+      if (!looksLikeDicom(readHead(path))) {
+        return { ok: false, reason: "NOT_DICOM", message: "not a DICOM file; other formats are not de-identified yet" };
+      }
+      this.registry.journal = [];
+      const { patientKey } = await learnDicomFile(path, this.registry, this.profile, this.setup.passOptions);
+      return { ok: true, patientKey, journal: this.registry.journal };
+    } catch (error) {
+      return { ok: false, ...problemOf(error) };
+    } finally {
+      this.registry.journal = undefined;
+    }
+  }
+
+  /** Sets the identifiers of the run, learnt by the first pass, before any `write`. */
+  useTerms(terms: readonly Term[]): void {
+    this.cleaner = new TextCleaner(terms, this.mapUid);
+  }
+
+  get textCleaner(): TextCleaner {
+    if (!this.cleaner) throw new Error("useTerms must be called before the write pass");
+    return this.cleaner;
+  }
+
+  async write(path: string, tempPath: string, finalPath: string): Promise<WriteResult> {
+    this.uids = [];
+    try {
+      const result = await deidentifyDicomFile(path, tempPath, {
+        profile: this.profile,
+        cleaner: this.textCleaner,
+        shiftDates: this.setup.shiftDates,
+        mapUid: this.mapUid,
+        patientFor: (key) => this.registry.patient(key),
+      }, this.setup.passOptions);
+      await rename(tempPath, finalPath);
+      return { ok: true, counts: result.counts, sopInstanceUid: result.sopInstanceUid, uids: this.uids };
+    } catch (error) {
+      await rm(tempPath, { force: true });
+      return { ok: false, ...problemOf(error) };
+    }
+  }
+}
