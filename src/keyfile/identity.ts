@@ -90,6 +90,7 @@ function decodeKeyText(text: string, kind: "identity" | "recipient", source: str
         : "Use the deidkit-recipient-1-... line from recipient.pub.";
     throw keyTextError("KEY_FORMAT", "I1", source, message, hint);
   }
+
   const body = trimmed.slice(prefix.length);
   const expectedCase = kind === "identity" ? body.toUpperCase() : body.toLowerCase();
   const bytes = body === expectedCase ? decodeBase32(body.toUpperCase(), KEY_BYTES + CHECKSUM_BYTES) : undefined;
@@ -102,6 +103,7 @@ function decodeKeyText(text: string, kind: "identity" | "recipient", source: str
       `Copy the whole ${kind} line again; it was mistyped or cut.`,
     );
   }
+
   const key = bytes.slice(0, KEY_BYTES);
   const valid = Buffer.from(checksum(prefix, key)).equals(bytes.subarray(KEY_BYTES));
   wipe(bytes);

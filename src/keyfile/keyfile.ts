@@ -394,7 +394,7 @@ function noMatchError(header: ParsedHeader, credentials: KeyCredential[], path: 
     sealedTo.push("a passphrase");
   }
   const unsupported = header.stanzas.flatMap((stanza) => (stanza.kind === "unsupported" ? [stanza.type] : []));
-  let message = `this key file does not open with ${tried.join(" or ") || "no credential"}; it is sealed to ${
+  let message = `this key file does not open with ${tried.join(" or ")}; it is sealed to ${
     sealedTo.join(" and ") || "no credential this version supports"
   }`;
   if (unsupported.length > 0) {
@@ -560,6 +560,9 @@ function parsePayloadJson(parts: string[], path: string): Record<string, unknown
 
 function normalizeCredentials(credentials: KeyCredential | readonly KeyCredential[]): KeyCredential[] {
   const list = Array.isArray(credentials) ? [...credentials] : [credentials as KeyCredential];
+  if (list.length === 0) {
+    throw new UsageError("readKeyFile needs at least one identity or passphrase");
+  }
   for (const credential of list) {
     const valid =
       typeof credential === "object" &&

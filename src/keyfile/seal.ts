@@ -127,7 +127,7 @@ export function wrapFileKeyWithPassphrase(
 
 /**
  * Unwraps the file key of an argon2id stanza. Returns undefined for a wrong
- * passphrase or a changed stanza, which cannot be told apart. The caller must
+ * passphrase or a changed stanza, because the two are indistinguishable. The caller must
  * have checked the stanza's costs against the caps first.
  */
 export function unwrapFileKeyWithPassphrase(stanza: Argon2idStanza, passphrase: string): Uint8Array | undefined {
@@ -176,7 +176,7 @@ export function computeHeaderMac(macKey: Uint8Array, headerBytes: Uint8Array): U
   return sodium.crypto_generichash(MAC_BYTES, headerBytes, macKey);
 }
 
-/** Compares the header MAC in constant time. */
+/** Returns whether the header MAC matches, comparing in constant time. */
 export function headerMacMatches(macKey: Uint8Array, headerBytes: Uint8Array, mac: Uint8Array): boolean {
   const expected = computeHeaderMac(macKey, headerBytes);
   return mac.length === expected.length && sodium.memcmp(expected, mac);

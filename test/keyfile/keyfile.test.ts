@@ -279,6 +279,13 @@ describe("reader errors", () => {
     expect(error.code).toBe("USAGE");
   });
 
+  test("empty credential list is a usage error", async () => {
+    const path = join(dir, "run.dkey");
+    await writeKeyFile(path, { a: 1 }, { recipients: [alice.recipient] });
+    const error = await captureError(() => readKeyFile(path, []));
+    expect(error.code).toBe("USAGE");
+  });
+
   test("every single-byte change is rejected", async () => {
     const path = join(dir, "run.dkey");
     const payload = { "1.2.3": "4.5.6", "PSEUDO-1": "Test^Patient" };
