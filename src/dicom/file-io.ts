@@ -11,7 +11,7 @@ import { Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { createDeflateRaw, createInflateRaw } from "node:zlib";
 
-import { LimitError } from "../errors.js";
+import { DicomParseError, LimitError } from "../errors.js";
 import type { BulkRef } from "./dataset.js";
 import { DEFAULT_READ_LIMITS, parseDataset, parseDicom, type ParsedDicom, type ReadLimits } from "./reader.js";
 import { FileSource, type ByteSource } from "./source.js";
@@ -70,7 +70,20 @@ async function inflateRange(path: string, start: number, target: string, maxByte
       callback(null, chunk);
     },
   });
-  await pipeline(createReadStream(path, { start }), createInflateRaw(), cap, createWriteStream(target));
+  try {
+    await pipeline(createReadStream(path, { start }), createInflateRaw(), cap, createWriteStream(target));
+  } catch (error) {
+    // zlib reports a damaged or cut-off stream with a Z_* code. That is
+    // invalid input, not an I/O failure.
+    const code = (error as NodeJS.ErrnoException).code;
+    if (typeof code === "string" && code.startsWith("Z_")) {
+      throw new DicomParseError(`inflating the deflated data set failed (${code})`, start, {
+        hint: "the file is damaged or truncated; it is left out of the output",
+        cause: error,
+      });
+    }
+    throw error;
+  }
 }
 
 function* partChunks(parts: Part[]): Generator<Buffer> {
