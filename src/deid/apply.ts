@@ -4,8 +4,9 @@
  * Each element gets the action of its Table E.1-1 row (after options and
  * the resolution of combined codes). Elements the table does not list are
  * kept, except that unknown standard tags are removed, UIDs outside the
- * DICOM root are replaced, person names are emptied and other text is
- * cleaned of known identifiers. Inside sequences whose action is D or C the
+ * DICOM root are replaced, person names are emptied, dates are shifted or
+ * replaced unless full dates are retained, and other text is cleaned of
+ * known identifiers. Inside sequences whose action is D or C the
  * unlisted values get that action too.
  */
 import { codecForSpecificCharacterSet, type CharsetCodec } from "../dicom/charset.js";
@@ -222,8 +223,10 @@ class ItemProcessor {
       return true;
     }
     if (element.vr === "DA" || element.vr === "DT") {
+      // Without a Retain Longitudinal option no real date may stay, listed or not.
+      const keepDates = this.context.profile.options.has("retain-longitudinal-full-dates");
       if (this.context.shiftDates) this.shiftDates(element);
-      else if (mode === "clean") this.dummy(element);
+      else if (mode === "clean" || !keepDates) this.dummy(element);
       return true;
     }
     if (element.vr === "PN") {
