@@ -10,7 +10,7 @@
  * unlisted values get that action too.
  */
 import { codecForSpecificCharacterSet, type CharsetCodec } from "../dicom/charset.js";
-import type { Element, Item } from "../dicom/dataset.js";
+import { vrOf, type Element, type Item } from "../dicom/dataset.js";
 import { lookupTag } from "../dicom/dictionary.js";
 import { isPrivateCreatorTag, isPrivateTag, TAG, tagElement, tagGroup } from "../dicom/tags.js";
 import { ruleFor, safePrivateKey, type Action, type CompiledProfile } from "../profile/profile.js";
@@ -103,7 +103,7 @@ class ItemProcessor {
 
   private text(element: Element): string[] {
     if (!element.bytes) return [];
-    return splitValues(decodeText(element.bytes, element.vr, this.codec), element.vr);
+    return splitValues(decodeText(element.bytes, vrOf(element), this.codec), vrOf(element));
   }
 
   private replaceUids(element: Element): void {
@@ -127,8 +127,8 @@ class ItemProcessor {
 
   /** Shifts DA and DT values by the patient's shift; values that are not valid dates are emptied. */
   private shiftDates(element: Element): void {
-    if (element.vr === "TM" || !element.bytes) return;
-    const shift = element.vr === "DA" ? shiftDa : shiftDt;
+    if (vrOf(element) === "TM" || !element.bytes) return;
+    const shift = vrOf(element) === "DA" ? shiftDa : shiftDt;
     const values = this.text(element).map((value) => (value.length ? shift(value.trim(), this.context.patient.shiftDays) ?? "" : ""));
     setText(element, values, this.codec);
     this.context.counts.datesShifted += values.length;
@@ -144,11 +144,11 @@ class ItemProcessor {
     }
     const length = element.bulk?.length ?? element.bytes?.length ?? 0;
     if (length === 0 && !element.fragments) return;
-    if (element.vr === "UI") return this.replaceUids(element);
-    const dummy = DUMMY_BY_VR[element.vr] ?? (TEXT_VRS.has(element.vr) || ["CS", "AE"].includes(element.vr) ? DUMMY_TEXT : undefined);
+    if (vrOf(element) === "UI") return this.replaceUids(element);
+    const dummy = DUMMY_BY_VR[vrOf(element)] ?? (TEXT_VRS.has(vrOf(element)) || ["CS", "AE"].includes(vrOf(element)) ? DUMMY_TEXT : undefined);
     if (dummy !== undefined) return setText(element, [dummy], this.codec);
     // Binary VRs: a zero value of the element's unit size (2 bytes keeps OW and US valid, 8 keeps FD valid).
-    const size = ({ FD: 8, SV: 8, UV: 8, OD: 8, FL: 4, UL: 4, SL: 4, AT: 4, OF: 4, OL: 4 } as Record<string, number>)[element.vr] ?? 2;
+    const size = ({ FD: 8, SV: 8, UV: 8, OD: 8, FL: 4, UL: 4, SL: 4, AT: 4, OF: 4, OL: 4 } as Record<string, number>)[vrOf(element)] ?? 2;
     element.bytes = Buffer.alloc(size);
     element.bulk = undefined;
     element.fragments = undefined;
@@ -158,14 +158,14 @@ class ItemProcessor {
   private clean(element: Element): void {
     if (element.items) {
       for (const item of element.items) this.processItem(item, "clean");
-    } else if (element.vr === "DA" || element.vr === "DT") {
+    } else if (vrOf(element) === "DA" || vrOf(element) === "DT") {
       if (this.context.shiftDates) this.shiftDates(element);
       else this.dummy(element);
-    } else if (element.vr === "AS") {
+    } else if (vrOf(element) === "AS") {
       setText(element, this.text(element).map(capAge), this.codec);
-    } else if (element.vr === "UI") {
+    } else if (vrOf(element) === "UI") {
       if (this.text(element).some((value) => !isUidKept(undefined, value))) this.replaceUids(element);
-    } else if (TEXT_VRS.has(element.vr)) {
+    } else if (TEXT_VRS.has(vrOf(element))) {
       this.cleanText(element);
     }
   }
@@ -197,7 +197,7 @@ class ItemProcessor {
         return true;
       case "U":
         if (element.items) for (const item of element.items) this.processItem(item, "normal");
-        else if (element.vr === "UI") this.replaceUids(element);
+        else if (vrOf(element) === "UI") this.replaceUids(element);
         return true;
     }
   }
@@ -213,27 +213,27 @@ class ItemProcessor {
       for (const item of element.items) this.processItem(item, mode);
       return true;
     }
-    if (mode === "dummy" && (TEXT_VRS.has(element.vr) || DATE_VRS.has(element.vr))) {
+    if (mode === "dummy" && (TEXT_VRS.has(vrOf(element)) || DATE_VRS.has(vrOf(element)))) {
       this.dummy(element);
       return true;
     }
-    if (element.vr === "UI") {
+    if (vrOf(element) === "UI") {
       const retainUids = this.context.profile.options.has("retain-uids");
       if (!retainUids && this.text(element).some((value) => !isUidKept(entry.keyword, value))) this.replaceUids(element);
       return true;
     }
-    if (element.vr === "DA" || element.vr === "DT") {
+    if (vrOf(element) === "DA" || vrOf(element) === "DT") {
       // Without a Retain Longitudinal option no real date may stay, listed or not.
       const keepDates = this.context.profile.options.has("retain-longitudinal-full-dates");
       if (this.context.shiftDates) this.shiftDates(element);
       else if (mode === "clean" || !keepDates) this.dummy(element);
       return true;
     }
-    if (element.vr === "PN") {
+    if (vrOf(element) === "PN") {
       setEmpty(element);
       return true;
     }
-    if (TEXT_VRS.has(element.vr)) this.cleanText(element);
+    if (TEXT_VRS.has(vrOf(element))) this.cleanText(element);
     return true;
   }
 
@@ -243,7 +243,10 @@ class ItemProcessor {
     const block = (tagGroup(element.tag) << 8) | (tagElement(element.tag) >>> 8);
     const creator = creators.get(block);
     const key = creator === undefined ? undefined : safePrivateKey(tagGroup(element.tag), tagElement(element.tag) & 0xff, creator);
-    if (rule.action !== "X" && key !== undefined && this.context.profile.safePrivate.has(key)) {
+    const safe = key === undefined ? undefined : this.context.profile.safePrivate.get(key);
+    if (rule.action !== "X" && safe) {
+      // Implicit VR files store private values as UN; the safe list gives their real VR.
+      if (element.vr === "UN" && safe.vr && safe.vr.length === 2) element.valueVr = safe.vr;
       this.context.counts.privateKept++;
       this.clean(element);
       return true;

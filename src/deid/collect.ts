@@ -3,7 +3,7 @@
  * level, so that the second pass can clean them out of free text and names.
  */
 import { codecForSpecificCharacterSet, type CharsetCodec } from "../dicom/charset.js";
-import type { Element, Item } from "../dicom/dataset.js";
+import { vrOf, type Element, type Item } from "../dicom/dataset.js";
 import { lookupTag } from "../dicom/dictionary.js";
 import { isPrivateTag, TAG } from "../dicom/tags.js";
 import type { OptionName } from "../profile/profile.js";
@@ -39,7 +39,7 @@ class Collector {
 
   private values(element: Element, codec: CharsetCodec): string[] {
     if (!element.bytes || element.bytes.length === 0) return [];
-    return splitValues(decodeText(element.bytes, element.vr, codec), element.vr).filter((value) => value.trim().length);
+    return splitValues(decodeText(element.bytes, vrOf(element), codec), vrOf(element)).filter((value) => value.trim().length);
   }
 
   collectItem(item: Item, inherited: CharsetCodec): void {
@@ -64,7 +64,7 @@ class Collector {
       for (const value of values) registry.addDate(value, "birth-date", this.patient);
     } else if (PATIENT_NAME_KEYWORDS.has(keyword)) {
       for (const value of values) registry.addPatientName(value, this.patient);
-    } else if (element.vr === "PN") {
+    } else if (vrOf(element) === "PN") {
       for (const value of values) registry.addOtherName(value);
     } else if (PATIENT_ID_KEYWORDS.has(keyword)) {
       for (const value of values) registry.addIdForms(value, "patient-id", this.patient.pseudonymId);
@@ -78,9 +78,9 @@ class Collector {
       for (const value of values) registry.addAddress(value, "institution");
     } else if (DEVICE_KEYWORDS.has(keyword) && !this.options.has("retain-device-identity")) {
       for (const value of values) registry.addTerm(value, "device");
-    } else if (element.vr === "DA") {
+    } else if (vrOf(element) === "DA") {
       for (const value of values) registry.addDate(value, "date", this.patient);
-    } else if (element.vr === "DT") {
+    } else if (vrOf(element) === "DT") {
       for (const value of values) registry.addDate(value.slice(0, 8), "date", this.patient);
     }
   }

@@ -1,7 +1,7 @@
 /** Reading and writing the string values of elements (PS3.5 section 6.2). */
 import type { CharsetCodec } from "../dicom/charset.js";
 import { CHARSET_SENSITIVE_VRS } from "../dicom/charset.js";
-import type { Element } from "../dicom/dataset.js";
+import { vrOf, type Element } from "../dicom/dataset.js";
 import { MAX_VALUE_LENGTH, paddingByte } from "../dicom/vr.js";
 
 /** VRs that hold one value which may itself contain backslashes (PS3.5 section 6.4). */
@@ -43,7 +43,7 @@ export function encodeText(values: readonly string[], vr: string, codec: Charset
 }
 
 export function setText(element: Element, values: readonly string[], codec: CharsetCodec): void {
-  element.bytes = encodeText(values, element.vr, codec);
+  element.bytes = encodeText(values, vrOf(element), codec);
   element.bulk = undefined;
   element.items = undefined;
   element.fragments = undefined;

@@ -19,6 +19,12 @@ export type Fragment = Buffer | BulkRef;
 export interface Element {
   tag: Tag;
   vr: string;
+  /**
+   * The VR that the value is read and written with when it differs from the
+   * VR in the header: a value of a known tag stored as UN (PS3.5 6.2.2) is
+   * still a name, a date or a UID, and must be de-identified as one.
+   */
+  valueVr?: string;
   /** The value length was 0xFFFFFFFF in the input (sequences, encapsulated pixel data). */
   undefinedLength: boolean;
   /** Raw value bytes in the input's byte order, for values up to the inline limit. */
@@ -36,6 +42,11 @@ export interface Item {
   undefinedLength: boolean;
   /** How this item's elements are encoded; UN sequences switch to implicit VR little endian. */
   syntax: Syntax;
+}
+
+/** Returns the VR an element's value is interpreted with. */
+export function vrOf(element: Element): string {
+  return element.valueVr ?? element.vr;
 }
 
 export function isBulkRef(value: unknown): value is BulkRef {

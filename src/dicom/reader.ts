@@ -24,13 +24,20 @@ const ITEM_GROUP = 0xfffe;
 export interface ReadLimits {
   /** Values longer than this stay in the file as BulkRefs (bytes). */
   inlineLimit: number;
-  /** Maximum nesting depth of sequences. */
+  /** Maximum nesting depth of sequences; values above MAX_SUPPORTED_DEPTH act as that ceiling. */
   maxDepth: number;
   /** Maximum number of elements and items in one file. */
   maxNodes: number;
   /** Maximum total bytes of values loaded into memory for one file. */
   maxHeaderBytes: number;
 }
+
+/**
+ * Nesting depth that the reader never goes beyond, whatever `maxDepth` says.
+ * The parser and the writer recurse a few frames per sequence level, and on
+ * Node 20 with the default stack they overflowed at about 1,500 levels.
+ */
+export const MAX_SUPPORTED_DEPTH = 256;
 
 export const DEFAULT_READ_LIMITS: ReadLimits = {
   inlineLimit: 256 * 1024,
@@ -220,6 +227,7 @@ class Parser {
       element.items = this.parseItems(valueOffset, valueEnd, itemSyntax, depth + 1, false).items;
       return { element, offset: valueEnd };
     }
+    if (vr === "UN" && dictionaryVr !== undefined && dictionaryVr !== "UN") element.valueVr = dictionaryVr;
     if (length > this.limits.inlineLimit) {
       element.bulk = { source: this.source, offset: valueOffset, length };
     } else {
@@ -264,10 +272,13 @@ class Parser {
     depth: number,
     delimited: boolean,
   ): { items: Item[]; offset: number } {
-    if (depth > this.limits.maxDepth) {
-      throw new LimitError(`sequences nested deeper than ${this.limits.maxDepth} at byte ${offset}`, {
-        hint: "raise --max-depth if the file is genuine",
-      });
+    const maxDepth = Math.min(this.limits.maxDepth, MAX_SUPPORTED_DEPTH);
+    if (depth > maxDepth) {
+      const hint =
+        maxDepth === MAX_SUPPORTED_DEPTH
+          ? `deidkit reads at most ${MAX_SUPPORTED_DEPTH} levels of nesting; the file is left out of the output`
+          : "raise --max-depth if the file is genuine";
+      throw new LimitError(`sequences nested deeper than ${maxDepth} at byte ${offset}`, { hint });
     }
     const items: Item[] = [];
     let position = offset;
