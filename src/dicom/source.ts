@@ -1,4 +1,6 @@
-import { closeSync, fstatSync, openSync, readSync } from "node:fs";
+import { closeSync, constants, fstatSync, openSync, readSync } from "node:fs";
+
+import { DeidError } from "../errors.js";
 
 /** Random-access bytes that the parser reads synchronously. */
 export interface ByteSource {
@@ -13,6 +15,22 @@ export interface ByteSource {
 const WINDOW_SIZE = 1 << 20;
 
 /**
+ * Opens a file for reading only if it is still a regular file: O_NOFOLLOW
+ * rejects a file swapped for a symbolic link after the tree walk (ELOOP),
+ * and O_NONBLOCK keeps a file swapped for a FIFO from blocking the open.
+ */
+export function openRegularFile(path: string): number {
+  const fd = openSync(path, constants.O_RDONLY | (constants.O_NOFOLLOW ?? 0) | (constants.O_NONBLOCK ?? 0));
+  if (!fstatSync(fd).isFile()) {
+    closeSync(fd);
+    throw new DeidError("IO", "not a regular file any more: it changed during the run", {
+      hint: "run again once the input tree no longer changes",
+    });
+  }
+  return fd;
+}
+
+/**
  * A file read through a 1 MiB window, so that parsing many small header
  * elements costs one system call per window, while bulk values are never
  * loaded unless asked for.
@@ -25,7 +43,7 @@ export class FileSource implements ByteSource {
   private closed = false;
 
   constructor(readonly path: string) {
-    this.fd = openSync(path, "r");
+    this.fd = openRegularFile(path);
     this.size = fstatSync(this.fd).size;
   }
 

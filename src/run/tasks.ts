@@ -3,11 +3,12 @@
  * and the worker threads. Results carry reason codes, never thrown errors,
  * so that they can cross a thread boundary.
  */
-import { closeSync, openSync, readSync } from "node:fs";
+import { closeSync, readSync } from "node:fs";
 import { rename, rm } from "node:fs/promises";
 
 import { isDeidError } from "../errors.js";
 import { looksLikeDicom } from "../dicom/reader.js";
+import { openRegularFile } from "../dicom/source.js";
 import { QuarantineReason, type ActionCounts } from "../deid/apply.js";
 import { TextCleaner, uidMapper } from "../deid/cleaner.js";
 import { IdentifierRegistry, type IdentifierCategory, type Term } from "../deid/identifiers.js";
@@ -39,7 +40,7 @@ export type WriteResult =
 const HEAD_BYTES = 256;
 
 function readHead(path: string): Buffer {
-  const fd = openSync(path, "r");
+  const fd = openRegularFile(path);
   try {
     const buffer = Buffer.alloc(HEAD_BYTES);
     const count = readSync(fd, buffer, 0, HEAD_BYTES, 0);
