@@ -228,7 +228,9 @@ class Parser {
       return { element, offset: valueEnd };
     }
     if (vr === "UN" && dictionaryVr !== undefined && dictionaryVr !== "UN") element.valueVr = dictionaryVr;
-    if (length > this.limits.inlineLimit) {
+    // File meta values are always loaded, because the reader needs the
+    // Transfer Syntax UID from them whatever inlineLimit is.
+    if (length > this.limits.inlineLimit && tagGroup(tag) !== 0x0002) {
       element.bulk = { source: this.source, offset: valueOffset, length };
     } else {
       element.bytes = this.load(valueOffset, length);
