@@ -289,6 +289,14 @@ class ItemProcessor {
         continue;
       }
       const rule = ruleFor(this.context.profile, tag);
+      if (rule?.code === "X/Z" && element.items && element.items.length > 0) {
+        // A sequence with items stays, its content de-identified: emptying it breaks modules that
+        // require 1-n items when present (Type 3), and removing it breaks Type 2 uses.
+        this.context.counts.cleaned++;
+        for (const item of element.items) this.processItem(item, "clean");
+        kept.push(element);
+        continue;
+      }
       const keep = rule ? this.apply(element, rule.action) : this.applyUnlisted(element, mode);
       if (keep) kept.push(element);
     }
