@@ -122,7 +122,7 @@ function writeElement(out: PartWriter, element: Element, syntax: Syntax): void {
   }
 
   if (element.items) {
-    for (const item of element.items) writeItem(out, item, littleEndian);
+    for (const item of element.items) writeItem(out, item);
   } else if (element.fragments) {
     for (const fragment of element.fragments) writeFragment(out, fragment, littleEndian);
   } else if (element.bulk) {
@@ -131,12 +131,17 @@ function writeElement(out: PartWriter, element: Element, syntax: Syntax): void {
     out.bytes(element.bytes);
   }
   if (element.undefinedLength) {
-    out.tag(TAG.SequenceDelimitationItem, littleEndian);
-    out.uint32(0, littleEndian);
+    // The items of a UN value, and so its delimiter, are implicit VR little
+    // endian even in a big endian data set (PS3.5 section 6.2.2).
+    const delimiterLittleEndian = element.vr === "UN" && element.items ? true : littleEndian;
+    out.tag(TAG.SequenceDelimitationItem, delimiterLittleEndian);
+    out.uint32(0, delimiterLittleEndian);
   }
 }
 
-function writeItem(out: PartWriter, item: Item, littleEndian: boolean): void {
+/** Writes an item header, elements and delimiter in the item's own byte order. */
+function writeItem(out: PartWriter, item: Item): void {
+  const littleEndian = item.syntax.littleEndian;
   out.tag(TAG.Item, littleEndian);
   out.uint32(item.undefinedLength ? UNDEFINED_LENGTH : itemLength(item) - 8, littleEndian);
   for (const element of item.elements) writeElement(out, element, item.syntax);
