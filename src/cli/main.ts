@@ -12,11 +12,22 @@ import { profileCommand } from "./commands/profile.js";
 import { EXIT, exitCodeFor } from "./exit-codes.js";
 import { CliOutput, type CliStreams } from "./output.js";
 
+const EXAMPLES = `
+Examples:
+  $ deidkit keygen --out keys/
+  $ deidkit secret new study.secret
+  $ deidkit anonymize Data/ out/ --recipient keys/recipient.pub --secret study.secret
+  $ deidkit key inspect out.deidkey
+  $ deidkit key decrypt out.deidkey --identity keys/identity.key
+
+Run deidkit help COMMAND for the options of one command.`;
+
 export function buildProgram(output: CliOutput, setExit: (code: number) => void): Command {
   const program = new Command("deidkit")
     .description("De-identify radiotherapy research data (DICOM) with keyed pseudonyms and a sealed re-identification key")
     .version(TOOL_VERSION)
     .showHelpAfterError("(add --help for usage)")
+    .addHelpText("after", EXAMPLES)
     .exitOverride()
     .configureOutput({
       writeOut: (text) => output.streams.stdout.write(text),
