@@ -60,7 +60,12 @@ interface DateFormat {
   format(date: CalendarDate): string;
 }
 
-/** The forms of one date that text cleaning searches for, in ISO, DICOM, European and US order. */
+const MONTHS = ["January", "February", "March", "April", "May", "June", "July", "August", "September", "October", "November", "December"];
+const MONTHS_DE = ["Januar", "Februar", "März", "April", "Mai", "Juni", "Juli", "August", "September", "Oktober", "November", "Dezember"];
+const month = (d: CalendarDate): string => MONTHS[d.month - 1];
+const monthShort = (d: CalendarDate): string => MONTHS[d.month - 1].slice(0, 3);
+
+/** The forms of one date that text cleaning searches for: numeric (ISO, DICOM, European, US) and with month names. */
 export const DATE_TEXT_FORMATS: readonly DateFormat[] = [
   { format: (d) => formatDa(d) },
   { format: (d) => `${pad(d.year, 4)}-${pad(d.month, 2)}-${pad(d.day, 2)}` },
@@ -69,6 +74,13 @@ export const DATE_TEXT_FORMATS: readonly DateFormat[] = [
   { format: (d) => `${pad(d.day, 2)}/${pad(d.month, 2)}/${pad(d.year, 4)}` },
   { format: (d) => `${pad(d.month, 2)}/${pad(d.day, 2)}/${pad(d.year, 4)}` },
   { format: (d) => `${pad(d.day, 2)}-${pad(d.month, 2)}-${pad(d.year, 4)}` },
+  { format: (d) => `${d.day} ${month(d)} ${pad(d.year, 4)}` },
+  { format: (d) => `${pad(d.day, 2)} ${month(d)} ${pad(d.year, 4)}` },
+  { format: (d) => `${month(d)} ${d.day}, ${pad(d.year, 4)}` },
+  { format: (d) => `${d.day} ${monthShort(d)} ${pad(d.year, 4)}` },
+  { format: (d) => `${pad(d.day, 2)}-${monthShort(d)}-${pad(d.year, 4)}` },
+  { format: (d) => `${monthShort(d)} ${d.day}, ${pad(d.year, 4)}` },
+  { format: (d) => `${d.day}. ${MONTHS_DE[d.month - 1]} ${pad(d.year, 4)}` },
 ];
 
 /** Each textual form of `date` paired with the same form of `replacement`. */

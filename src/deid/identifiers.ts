@@ -45,6 +45,9 @@ export interface Patient {
   mapped: boolean;
 }
 
+/** A recorded registry call: `[patientKey]` for `patient`, `[text, category, replacement]` for `addTerm`. */
+export type JournalEntry = [string] | [string, IdentifierCategory, string];
+
 export interface Term {
   text: string;
   category: IdentifierCategory;
@@ -113,7 +116,7 @@ export class IdentifierRegistry {
    * the main thread, which replays it so the result does not depend on how
    * files were spread over workers.
    */
-  journal: Array<[string, IdentifierCategory, string]> | undefined;
+  journal: JournalEntry[] | undefined;
 
   constructor(
     private readonly secret: Uint8Array,
@@ -126,6 +129,7 @@ export class IdentifierRegistry {
   patient(key: string): Patient {
     let patient = this.patients.get(key);
     if (!patient) {
+      this.journal?.push([key]);
       const mappedId = this.crosswalk.get(key);
       const pseudonymId = mappedId ?? derivePatientId(this.secret, key);
       patient = {
@@ -139,6 +143,19 @@ export class IdentifierRegistry {
       if (key.length > 0) this.addIdForms(key, "patient-id", pseudonymId);
     }
     return patient;
+  }
+
+  /** Replays calls recorded in another thread's journal, in order. */
+  replay(journal: readonly JournalEntry[]): void {
+    for (const entry of journal) {
+      if (entry.length === 1) this.patient(entry[0]);
+      else this.addTerm(entry[0], entry[1], entry[2]);
+    }
+  }
+
+  /** Returns the patient whose original ID is `key`, if one was registered. */
+  findPatient(key: string): Patient | undefined {
+    return this.patients.get(key);
   }
 
   addTerm(text: string, category: IdentifierCategory, replacement: string = PLACEHOLDER[category]): void {

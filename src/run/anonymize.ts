@@ -19,7 +19,7 @@ import { walkTree, type TreeEntry } from "../tree/walk.js";
 import { buildKeyPayload, type FileRecord } from "./key-payload.js";
 import { WorkerPool, workersAvailable } from "./pool.js";
 import { addCounts, buildReport, type QuarantineEntry, type RunReport } from "./report.js";
-import { TaskRunner, type LearnResult, type Problem, type RunSetup, type WriteResult } from "./tasks.js";
+import { TaskRunner, type FileKind, type LearnResult, type Problem, type RunSetup, type WriteResult, type WriteTask } from "./tasks.js";
 
 export interface AnonymizeOptions {
   input: string;
@@ -105,6 +105,7 @@ class AnonymizeRun {
   private readonly local: TaskRunner;
   private readonly quarantine = new Map<TreeEntry, Problem>();
   private readonly outputPathOf = new Map<TreeEntry, string>();
+  private readonly fileKind = new Map<TreeEntry, FileKind>();
   private readonly uidMap = new Map<string, string>();
   private readonly files: FileRecord[] = [];
   private readonly totals: ActionCounts[] = [];
@@ -138,25 +139,25 @@ class AnonymizeRun {
     const jobs = Math.min(this.options.jobs ?? 1, regularFiles.length);
     this.pool = jobs > 1 && workersAvailable() ? new WorkerPool(jobs, this.setup) : undefined;
     try {
-      const dicomFiles = await this.learnPass(regularFiles);
+      const acceptedFiles = await this.learnPass(regularFiles);
       const terms = this.registry.allTerms();
       const paths = new PathMapper(new TextCleaner(terms, uidMapper(this.setup.secret)));
       for (const entry of this.entries) this.outputPathOf.set(entry, paths.map(entry.relativePath));
-      if (this.options.dryRun) return this.planOnly(dicomFiles, keyPath, reportPath);
-      return await this.writeAndPublish(dicomFiles, terms, keyPath, reportPath);
+      if (this.options.dryRun) return this.planOnly(acceptedFiles, keyPath, reportPath);
+      return await this.writeAndPublish(acceptedFiles, terms, keyPath, reportPath);
     } finally {
       await this.pool?.close();
     }
   }
 
-  /** Pass 1: learns every file's identifiers; returns the DICOM files in tree order. */
+  /** Pass 1: learns every file's identifiers; returns the files that will be written, in tree order. */
   private async learnPass(regularFiles: TreeEntry[]): Promise<TreeEntry[]> {
     this.emit({ type: "phase", phase: "learn" });
     const onDone = this.progress("learn", regularFiles.length);
     const learnt = this.pool
-      ? await this.pool.run<LearnResult>(regularFiles.map((entry) => ({ kind: "learn", path: entry.path })), onDone)
-      : await runLocally(regularFiles, (entry) => this.local.learn(entry.path), onDone);
-    const dicomFiles: TreeEntry[] = [];
+      ? await this.pool.run<LearnResult>(regularFiles.map((entry) => ({ kind: "learn", path: entry.path, relativePath: entry.relativePath })), onDone)
+      : await runLocally(regularFiles, (entry) => this.local.learn(entry.path, entry.relativePath), onDone);
+    const acceptedFiles: TreeEntry[] = [];
     regularFiles.forEach((entry, index) => {
       const result = learnt[index];
       if (!result.ok) {
@@ -164,15 +165,15 @@ class AnonymizeRun {
         return;
       }
       // Replaying each file's identifiers in tree order gives the same registry whatever the number of workers.
-      this.registry.patient(result.patientKey);
-      for (const [text, category, replacement] of result.journal) this.registry.addTerm(text, category, replacement);
-      dicomFiles.push(entry);
+      this.registry.replay(result.journal);
+      this.fileKind.set(entry, result.kind);
+      acceptedFiles.push(entry);
     });
-    return dicomFiles;
+    return acceptedFiles;
   }
 
-  private planOnly(dicomFiles: TreeEntry[], keyPath: string, reportPath: string): AnonymizeResult {
-    for (const entry of dicomFiles) {
+  private planOnly(acceptedFiles: TreeEntry[], keyPath: string, reportPath: string): AnonymizeResult {
+    for (const entry of acceptedFiles) {
       this.files.push({ input: entry.relativePath, output: this.outputPathOf.get(entry)!, status: "written" });
     }
     for (const entry of this.entries) {
@@ -183,13 +184,13 @@ class AnonymizeRun {
   }
 
   /** Pass 2: writes every file into a staging folder, seals the key, then publishes OUTPUT. */
-  private async writeAndPublish(dicomFiles: TreeEntry[], terms: Term[], keyPath: string, reportPath: string): Promise<AnonymizeResult> {
+  private async writeAndPublish(acceptedFiles: TreeEntry[], terms: Term[], keyPath: string, reportPath: string): Promise<AnonymizeResult> {
     this.emit({ type: "phase", phase: "write" });
     const staging = `${this.options.output.replace(/[/\\]+$/, "")}.deidkit-partial-${randomBytes(4).toString("hex")}`;
     await mkdir(staging, { recursive: false });
     activeStaging.add(staging);
     try {
-      await this.writePass(dicomFiles, terms, staging);
+      await this.writePass(acceptedFiles, terms, staging);
       const report = this.buildReport(false);
       this.emit({ type: "phase", phase: "key" });
       const payload = buildKeyPayload({
@@ -218,24 +219,24 @@ class AnonymizeRun {
     }
   }
 
-  private async writePass(dicomFiles: TreeEntry[], terms: Term[], staging: string): Promise<void> {
-    const tasks: Array<{ kind: "write"; path: string; tempPath: string; finalPath: string }> = [];
-    for (const entry of dicomFiles) {
+  private async writePass(acceptedFiles: TreeEntry[], terms: Term[], staging: string): Promise<void> {
+    const tasks: WriteTask[] = [];
+    for (const entry of acceptedFiles) {
       const finalPath = join(staging, this.outputPathOf.get(entry)!);
       await mkdir(dirname(finalPath), { recursive: true });
       const tempPath = join(dirname(finalPath), `.deidkit-tmp-${randomBytes(6).toString("hex")}`);
-      tasks.push({ kind: "write", path: entry.path, tempPath, finalPath });
+      tasks.push({ path: entry.path, relativePath: entry.relativePath, tempPath, finalPath, fileKind: this.fileKind.get(entry)! });
     }
     const onDone = this.progress("write", tasks.length);
     let written: WriteResult[];
     if (this.pool) {
       await this.pool.useTerms(terms);
-      written = await this.pool.run<WriteResult>(tasks, onDone);
+      written = await this.pool.run<WriteResult>(tasks.map((task) => ({ kind: "write", task })), onDone);
     } else {
       this.local.useTerms(terms);
-      written = await runLocally(tasks, (task) => this.local.write(task.path, task.tempPath, task.finalPath), onDone);
+      written = await runLocally(tasks, (task) => this.local.write(task), onDone);
     }
-    dicomFiles.forEach((entry, index) => {
+    acceptedFiles.forEach((entry, index) => {
       const result = written[index];
       if (!result.ok) {
         this.quarantine.set(entry, result);

@@ -7,10 +7,10 @@ import { fileURLToPath } from "node:url";
 import { Worker } from "node:worker_threads";
 
 import type { Term } from "../deid/identifiers.js";
-import type { LearnResult, RunSetup, WriteResult } from "./tasks.js";
+import type { LearnResult, RunSetup, WriteResult, WriteTask } from "./tasks.js";
 import type { WorkerRequest } from "./worker.js";
 
-type Task = { kind: "learn"; path: string } | { kind: "write"; path: string; tempPath: string; finalPath: string };
+type Task = { kind: "learn"; path: string; relativePath: string } | { kind: "write"; task: WriteTask };
 
 const WORKER_URL = new URL("./worker.js", import.meta.url);
 

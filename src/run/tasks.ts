@@ -9,9 +9,10 @@ import { rename, rm } from "node:fs/promises";
 import { isDeidError } from "../errors.js";
 import { looksLikeDicom } from "../dicom/reader.js";
 import { openRegularFile } from "../dicom/source.js";
-import { QuarantineReason, type ActionCounts } from "../deid/apply.js";
+import { emptyCounts, QuarantineReason, type ActionCounts } from "../deid/apply.js";
 import { TextCleaner, uidMapper } from "../deid/cleaner.js";
-import { IdentifierRegistry, type IdentifierCategory, type Term } from "../deid/identifiers.js";
+import { IdentifierRegistry, type JournalEntry, type Patient, type Term } from "../deid/identifiers.js";
+import { findFormat, formatByName } from "../formats/index.js";
 import { compileProfile, type CompiledProfile, type OptionName } from "../profile/profile.js";
 import { deidentifyDicomFile, learnDicomFile, type DicomPassOptions } from "./dicom-file.js";
 
@@ -29,13 +30,24 @@ export interface Problem {
   message: string;
 }
 
+/** "dicom" or the name of the format handler that takes the file. */
+export type FileKind = string;
+
 export type LearnResult =
-  | { ok: true; patientKey: string; journal: Array<[string, IdentifierCategory, string]> }
+  | { ok: true; kind: FileKind; journal: JournalEntry[] }
   | ({ ok: false } & Problem);
 
 export type WriteResult =
   | { ok: true; counts: ActionCounts; sopInstanceUid: string; uids: Array<[string, string]> }
   | ({ ok: false } & Problem);
+
+export interface WriteTask {
+  path: string;
+  relativePath: string;
+  tempPath: string;
+  finalPath: string;
+  fileKind: FileKind;
+}
 
 const HEAD_BYTES = 256;
 
@@ -76,14 +88,20 @@ export class TaskRunner {
     this.mapUid = uidMapper(setup.secret, (original, replacement) => this.uids.push([original, replacement]));
   }
 
-  async learn(path: string): Promise<LearnResult> {
+  async learn(path: string, relativePath: string): Promise<LearnResult> {
     try {
-      if (!looksLikeDicom(readHead(path))) {
-        return { ok: false, reason: "NOT_DICOM", message: "not a DICOM file; other formats are not de-identified yet" };
-      }
       this.registry.journal = [];
-      const { patientKey } = await learnDicomFile(path, this.registry, this.profile, this.setup.passOptions);
-      return { ok: true, patientKey, journal: this.registry.journal };
+      const head = readHead(path);
+      if (looksLikeDicom(head)) {
+        await learnDicomFile(path, this.registry, this.profile, this.setup.passOptions);
+        return { ok: true, kind: "dicom", journal: this.registry.journal };
+      }
+      const format = findFormat(relativePath, head);
+      if (!format) {
+        return { ok: false, reason: "UNSUPPORTED_FORMAT", message: "no de-identification rules for this kind of file" };
+      }
+      await format.learn?.(path, { registry: this.registry, relativePath });
+      return { ok: true, kind: format.name, journal: this.registry.journal };
     } catch (error) {
       return { ok: false, ...problemOf(error) };
     } finally {
@@ -96,23 +114,49 @@ export class TaskRunner {
     this.cleaner = new TextCleaner(terms, this.mapUid);
   }
 
+  /** The patient whose original Patient ID names a folder on the file's path, if any. */
+  private patientOfPath(relativePath: string): Patient | undefined {
+    const folders = relativePath.split("/").slice(0, -1);
+    for (const folder of folders) {
+      const patient = this.registry.findPatient(folder);
+      if (patient) return patient;
+    }
+    return undefined;
+  }
+
   get textCleaner(): TextCleaner {
     if (!this.cleaner) throw new Error("useTerms must be called before the write pass");
     return this.cleaner;
   }
 
-  async write(path: string, tempPath: string, finalPath: string): Promise<WriteResult> {
+  async write(task: WriteTask): Promise<WriteResult> {
     this.uids = [];
+    const { path, tempPath, finalPath } = task;
     try {
-      const result = await deidentifyDicomFile(path, tempPath, {
-        profile: this.profile,
+      if (task.fileKind === "dicom") {
+        const result = await deidentifyDicomFile(path, tempPath, {
+          profile: this.profile,
+          cleaner: this.textCleaner,
+          shiftDates: this.setup.shiftDates,
+          mapUid: this.mapUid,
+          patientFor: (key) => this.registry.patient(key),
+        }, this.setup.passOptions);
+        await rename(tempPath, finalPath);
+        return { ok: true, counts: result.counts, sopInstanceUid: result.sopInstanceUid, uids: this.uids };
+      }
+      const format = formatByName(task.fileKind);
+      if (!format) throw new Error(`no format handler named ${task.fileKind}`);
+      const result = await format.write(path, tempPath, {
         cleaner: this.textCleaner,
-        shiftDates: this.setup.shiftDates,
-        mapUid: this.mapUid,
         patientFor: (key) => this.registry.patient(key),
-      }, this.setup.passOptions);
+        patient: this.patientOfPath(task.relativePath),
+        shiftDates: this.setup.shiftDates,
+        relativePath: task.relativePath,
+      });
       await rename(tempPath, finalPath);
-      return { ok: true, counts: result.counts, sopInstanceUid: result.sopInstanceUid, uids: this.uids };
+      const counts = emptyCounts();
+      counts.textReplacements = result.replacements;
+      return { ok: true, counts, sopInstanceUid: "", uids: this.uids };
     } catch (error) {
       await rm(tempPath, { force: true });
       return { ok: false, ...problemOf(error) };
