@@ -3,6 +3,7 @@
  * including the deflated transfer syntax, whose data set is inflated to a
  * temporary file so that memory stays flat.
  */
+import { once } from "node:events";
 import { createReadStream, createWriteStream, rmSync, writeSync } from "node:fs";
 import { mkdtemp } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -124,7 +125,9 @@ export function emitParts(parts: Part[], fd: number): number {
 export async function emitDeflated(leading: Part[], dataset: Part[], path: string): Promise<void> {
   const output = createWriteStream(path, { flags: "wx", mode: 0o644 });
   for (const chunk of partChunks(leading)) {
-    if (!output.write(Buffer.from(chunk))) await new Promise<void>((resolve) => output.once("drain", () => resolve()));
+    // events.once rejects when "error" comes first, such as EEXIST from the
+    // exclusive open, which would otherwise be unhandled while "drain" never fires.
+    if (!output.write(Buffer.from(chunk))) await once(output, "drain");
   }
   const chunks = (function* () {
     for (const chunk of partChunks(dataset)) yield Buffer.from(chunk);
