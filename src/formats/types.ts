@@ -10,6 +10,12 @@ export interface LearnContext {
   registry: IdentifierRegistry;
   /** Path relative to the input root, "/"-separated. */
   relativePath: string;
+  /**
+   * Learns a file found inside this one (an archive member extracted to
+   * `path`) with the rules for its own kind, DICOM included. `relativePath`
+   * names it for format detection, e.g. "upload.zip/CT/1.dcm".
+   */
+  learnNested(path: string, relativePath: string): Promise<void>;
 }
 
 export interface WriteContext {
@@ -22,6 +28,12 @@ export interface WriteContext {
   /** Dates are shifted by the patient's shift (Retain Longitudinal Temporal Information with Modified Dates). */
   shiftDates: boolean;
   relativePath: string;
+  /**
+   * Writes the de-identified copy of a file found inside this one to
+   * `targetPath` with the rules for its own kind. Throws QuarantineReason or
+   * DeidError when that member cannot be de-identified.
+   */
+  writeNested(path: string, relativePath: string, targetPath: string): Promise<void>;
 }
 
 export interface FormatWriteResult {

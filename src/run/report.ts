@@ -9,7 +9,7 @@ import { TOOL_NAME, TOOL_VERSION } from "../version.js";
 export interface QuarantineEntry {
   /** De-identified relative path the file would have had. */
   path: string;
-  /** Stable reason code, e.g. NOT_DICOM, DICOM_INVALID, SYMLINK. */
+  /** Stable reason code, e.g. UNSUPPORTED_FORMAT, DICOM_INVALID, SYMLINK. */
   reason: string;
   message: string;
 }

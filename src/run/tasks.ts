@@ -13,6 +13,7 @@ import { emptyCounts, QuarantineReason, type ActionCounts } from "../deid/apply.
 import { TextCleaner, uidMapper } from "../deid/cleaner.js";
 import { IdentifierRegistry, type JournalEntry, type Patient, type Term } from "../deid/identifiers.js";
 import { findFormat, formatByName } from "../formats/index.js";
+import type { WriteContext } from "../formats/types.js";
 import { compileProfile, type CompiledProfile, type OptionName } from "../profile/profile.js";
 import { deidentifyDicomFile, learnDicomFile, type DicomPassOptions } from "./dicom-file.js";
 
@@ -100,7 +101,7 @@ export class TaskRunner {
       if (!format) {
         return { ok: false, reason: "UNSUPPORTED_FORMAT", message: "no de-identification rules for this kind of file" };
       }
-      await format.learn?.(path, { registry: this.registry, relativePath });
+      await format.learn?.(path, { registry: this.registry, relativePath, learnNested: (nested, name) => this.learnNested(nested, name) });
       return { ok: true, kind: format.name, journal: this.registry.journal };
     } catch (error) {
       return { ok: false, ...problemOf(error) };
@@ -112,6 +113,51 @@ export class TaskRunner {
   /** Sets the identifiers of the run, learnt by the first pass, before any `write`. */
   useTerms(terms: readonly Term[]): void {
     this.cleaner = new TextCleaner(terms, this.mapUid);
+  }
+
+  /** Learns a member of an archive; throws when it cannot be de-identified. */
+  private async learnNested(path: string, relativePath: string): Promise<void> {
+    const head = readHead(path);
+    if (looksLikeDicom(head)) {
+      await learnDicomFile(path, this.registry, this.profile, this.setup.passOptions);
+      return;
+    }
+    const format = findFormat(relativePath, head);
+    if (!format) throw new QuarantineReason("UNSUPPORTED_FORMAT", "an archive member has no de-identification rules");
+    await format.learn?.(path, { registry: this.registry, relativePath, learnNested: (nested, name) => this.learnNested(nested, name) });
+  }
+
+  /** Writes a member of an archive with the rules for its kind. */
+  private async writeNested(path: string, relativePath: string, targetPath: string): Promise<void> {
+    const head = readHead(path);
+    if (looksLikeDicom(head)) {
+      await deidentifyDicomFile(path, targetPath, this.dicomContext(), this.setup.passOptions);
+      return;
+    }
+    const format = findFormat(relativePath, head);
+    if (!format) throw new QuarantineReason("UNSUPPORTED_FORMAT", "an archive member has no de-identification rules");
+    await format.write(path, targetPath, this.formatContext(relativePath));
+  }
+
+  private dicomContext() {
+    return {
+      profile: this.profile,
+      cleaner: this.textCleaner,
+      shiftDates: this.setup.shiftDates,
+      mapUid: this.mapUid,
+      patientFor: (key: string) => this.registry.patient(key),
+    };
+  }
+
+  private formatContext(relativePath: string): WriteContext {
+    return {
+      cleaner: this.textCleaner,
+      patientFor: (key) => this.registry.patient(key),
+      patient: this.patientOfPath(relativePath),
+      shiftDates: this.setup.shiftDates,
+      relativePath,
+      writeNested: (nested, name, target) => this.writeNested(nested, name, target),
+    };
   }
 
   /** The patient whose original Patient ID names a folder on the file's path, if any. */
@@ -134,25 +180,13 @@ export class TaskRunner {
     const { path, tempPath, finalPath } = task;
     try {
       if (task.fileKind === "dicom") {
-        const result = await deidentifyDicomFile(path, tempPath, {
-          profile: this.profile,
-          cleaner: this.textCleaner,
-          shiftDates: this.setup.shiftDates,
-          mapUid: this.mapUid,
-          patientFor: (key) => this.registry.patient(key),
-        }, this.setup.passOptions);
+        const result = await deidentifyDicomFile(path, tempPath, this.dicomContext(), this.setup.passOptions);
         await rename(tempPath, finalPath);
         return { ok: true, counts: result.counts, sopInstanceUid: result.sopInstanceUid, uids: this.uids };
       }
       const format = formatByName(task.fileKind);
       if (!format) throw new Error(`no format handler named ${task.fileKind}`);
-      const result = await format.write(path, tempPath, {
-        cleaner: this.textCleaner,
-        patientFor: (key) => this.registry.patient(key),
-        patient: this.patientOfPath(task.relativePath),
-        shiftDates: this.setup.shiftDates,
-        relativePath: task.relativePath,
-      });
+      const result = await format.write(path, tempPath, this.formatContext(task.relativePath));
       await rename(tempPath, finalPath);
       const counts = emptyCounts();
       counts.textReplacements = result.replacements;
