@@ -1,13 +1,23 @@
 /** The non-DICOM formats deidkit de-identifies, tried in this order. */
 import { textFormat } from "./text.js";
+import { passThroughFormat } from "./pass-through.js";
 import type { FormatHandler } from "./types.js";
 
 export const FORMATS: readonly FormatHandler[] = [textFormat];
 
-export function findFormat(relativePath: string, head: Buffer): FormatHandler | undefined {
-  return FORMATS.find((format) => format.matches(relativePath, head));
-}
+/** The handlers of one run: the user's pass-through patterns first, then the built-in formats. */
+export class FormatSet {
+  private readonly handlers: readonly FormatHandler[];
 
-export function formatByName(name: string): FormatHandler | undefined {
-  return FORMATS.find((format) => format.name === name);
+  constructor(passThrough: readonly string[] = []) {
+    this.handlers = passThrough.length ? [passThroughFormat(passThrough), ...FORMATS] : FORMATS;
+  }
+
+  find(relativePath: string, head: Buffer): FormatHandler | undefined {
+    return this.handlers.find((format) => format.matches(relativePath, head));
+  }
+
+  byName(name: string): FormatHandler | undefined {
+    return this.handlers.find((format) => format.name === name);
+  }
 }

@@ -35,6 +35,8 @@ export interface AnonymizeOptions {
   dryRun?: boolean;
   /** Files processed at once. */
   jobs?: number;
+  /** Glob patterns of non-DICOM files copied unchanged; the report lists each. */
+  passThrough?: readonly string[];
   limits?: Partial<ReadLimits>;
   maxInflatedBytes?: number;
   onEvent?: (event: RunEvent) => void;
@@ -106,6 +108,7 @@ class AnonymizeRun {
   private readonly quarantine = new Map<TreeEntry, Problem>();
   private readonly outputPathOf = new Map<TreeEntry, string>();
   private readonly fileKind = new Map<TreeEntry, FileKind>();
+  private readonly passedThrough: string[] = [];
   private readonly uidMap = new Map<string, string>();
   private readonly files: FileRecord[] = [];
   private readonly totals: ActionCounts[] = [];
@@ -243,6 +246,7 @@ class AnonymizeRun {
         return;
       }
       for (const [original, replacement] of result.uids) this.uidMap.set(original, replacement);
+      if (this.fileKind.get(entry) === "pass-through") this.passedThrough.push(this.outputPathOf.get(entry)!);
       this.totals.push(result.counts);
       this.files.push({ input: entry.relativePath, output: this.outputPathOf.get(entry)!, status: "written", sopInstanceUid: result.sopInstanceUid });
     });
@@ -269,6 +273,7 @@ class AnonymizeRun {
       patients: this.registry.patients.size,
       uids: this.uidMap.size,
       dryRun,
+      passedThrough: this.passedThrough,
     });
   }
 }
@@ -288,6 +293,7 @@ export async function anonymize(options: AnonymizeOptions): Promise<AnonymizeRes
     crosswalk: [...(options.crosswalk ?? new Map<string, string>())],
     shiftDates: profile.options.has("retain-longitudinal-modified-dates"),
     passOptions: { limits, maxInflatedBytes: options.maxInflatedBytes ?? 4 * 1024 ** 3 },
+    passThrough: [...(options.passThrough ?? [])],
   };
   return new AnonymizeRun(options, profile, setup).run(keyPath, reportPath);
 }

@@ -29,6 +29,8 @@ export interface RunReport {
   uidsReplaced: number;
   actions: ActionCounts;
   quarantined: QuarantineEntry[];
+  /** Output paths of files copied unchanged because they matched --pass-through; their content was not checked. */
+  passedThrough: string[];
 }
 
 export function addCounts(list: readonly ActionCounts[]): ActionCounts {
@@ -50,6 +52,7 @@ export function buildReport(input: {
   patients: number;
   uids: number;
   dryRun: boolean;
+  passedThrough: string[];
 }): RunReport {
   return {
     tool: TOOL_NAME,
@@ -66,5 +69,6 @@ export function buildReport(input: {
     uidsReplaced: input.uids,
     actions: input.counts,
     quarantined: input.quarantined,
+    passedThrough: input.passedThrough,
   };
 }

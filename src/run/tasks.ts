@@ -12,7 +12,7 @@ import { openRegularFile } from "../dicom/source.js";
 import { emptyCounts, QuarantineReason, type ActionCounts } from "../deid/apply.js";
 import { TextCleaner, uidMapper } from "../deid/cleaner.js";
 import { IdentifierRegistry, type JournalEntry, type Patient, type Term } from "../deid/identifiers.js";
-import { findFormat, formatByName } from "../formats/index.js";
+import { FormatSet } from "../formats/index.js";
 import type { WriteContext } from "../formats/types.js";
 import { compileProfile, type CompiledProfile, type OptionName } from "../profile/profile.js";
 import { deidentifyDicomFile, learnDicomFile, type DicomPassOptions } from "./dicom-file.js";
@@ -24,6 +24,8 @@ export interface RunSetup {
   crosswalk: Array<[string, string]>;
   shiftDates: boolean;
   passOptions: DicomPassOptions;
+  /** Glob patterns of files copied unchanged (--pass-through). */
+  passThrough: string[];
 }
 
 export interface Problem {
@@ -79,9 +81,11 @@ export class TaskRunner {
   private cleaner: TextCleaner | undefined;
   private uids: Array<[string, string]> = [];
   private readonly mapUid: (uid: string) => string;
+  private readonly formats: FormatSet;
 
   constructor(private readonly setup: RunSetup) {
     this.profile = compileProfile(setup.options);
+    this.formats = new FormatSet(setup.passThrough);
     this.registry = new IdentifierRegistry(setup.secret, {
       crosswalk: new Map(setup.crosswalk),
       shiftDates: setup.shiftDates,
@@ -97,7 +101,7 @@ export class TaskRunner {
         await learnDicomFile(path, this.registry, this.profile, this.setup.passOptions);
         return { ok: true, kind: "dicom", journal: this.registry.journal };
       }
-      const format = findFormat(relativePath, head);
+      const format = this.formats.find(relativePath, head);
       if (!format) {
         return { ok: false, reason: "UNSUPPORTED_FORMAT", message: "no de-identification rules for this kind of file" };
       }
@@ -122,7 +126,7 @@ export class TaskRunner {
       await learnDicomFile(path, this.registry, this.profile, this.setup.passOptions);
       return;
     }
-    const format = findFormat(relativePath, head);
+    const format = this.formats.find(relativePath, head);
     if (!format) throw new QuarantineReason("UNSUPPORTED_FORMAT", "an archive member has no de-identification rules");
     await format.learn?.(path, { registry: this.registry, relativePath, learnNested: (nested, name) => this.learnNested(nested, name) });
   }
@@ -134,7 +138,7 @@ export class TaskRunner {
       await deidentifyDicomFile(path, targetPath, this.dicomContext(), this.setup.passOptions);
       return;
     }
-    const format = findFormat(relativePath, head);
+    const format = this.formats.find(relativePath, head);
     if (!format) throw new QuarantineReason("UNSUPPORTED_FORMAT", "an archive member has no de-identification rules");
     await format.write(path, targetPath, this.formatContext(relativePath));
   }
@@ -184,7 +188,7 @@ export class TaskRunner {
         await rename(tempPath, finalPath);
         return { ok: true, counts: result.counts, sopInstanceUid: result.sopInstanceUid, uids: this.uids };
       }
-      const format = formatByName(task.fileKind);
+      const format = this.formats.byName(task.fileKind);
       if (!format) throw new Error(`no format handler named ${task.fileKind}`);
       const result = await format.write(path, tempPath, this.formatContext(task.relativePath));
       await rename(tempPath, finalPath);

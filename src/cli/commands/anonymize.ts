@@ -22,6 +22,7 @@ interface AnonymizeFlags {
   profile: string;
   option?: string[];
   jobs?: number;
+  passThrough?: string[];
   dryRun?: boolean;
   json?: boolean;
   quiet?: boolean;
@@ -74,6 +75,7 @@ export function anonymizeCommand(output: () => CliOutput, setExit: (code: number
     .option("--map <FILE>", "CSV of original patient ID, pseudonym; these win over derived pseudonyms")
     .addOption(new Option("--profile <NAME>", "preset: basic (bare Basic Profile) or research").default("research").argParser(oneOf(Object.keys(PRESETS))))
     .option("--option <NAME>", `add a PS3.15 option to the profile; repeatable (${OPTION_NAMES.join(", ")})`, collect)
+    .option("--pass-through <GLOB>", "copy files matching GLOB unchanged (e.g. '*.png'); repeatable; the report lists them", collect)
     .option("-j, --jobs <N>", "files processed at once (default: number of cores)", positiveInteger("--jobs"))
     .option("--dry-run", "print the action for every file; write nothing")
     .option("--json", "print the run summary as JSON on stdout")
@@ -100,6 +102,7 @@ export function anonymizeCommand(output: () => CliOutput, setExit: (code: number
         dryRun: flags.dryRun,
         limits: { maxDepth: flags.maxDepth, maxNodes: flags.maxElements, maxHeaderBytes: flags.maxHeaderBytes },
         jobs,
+        passThrough: flags.passThrough,
         onEvent: (event) => describeEvent(event, out, flags),
         writeKey: async (path, payload, fields) => {
           await writeKeyFile(path, payload, { recipients, fields, tool: `${TOOL_NAME} ${TOOL_VERSION}` });
@@ -113,6 +116,9 @@ export function anonymizeCommand(output: () => CliOutput, setExit: (code: number
         const verb = flags.dryRun ? "would write" : "wrote";
         out.info(`${verb} ${report.filesWritten} of ${report.filesSeen} files for ${report.patients} patients; ${report.filesQuarantined} left out`);
         if (!flags.dryRun) out.info(`key: ${result.keyPath}  report: ${result.reportPath}`);
+      }
+      if (report.passedThrough.length > 0 && !flags.json) {
+        out.warning(`${report.passedThrough.length} files copied unchanged by --pass-through; their content was not checked`);
       }
       if (report.filesQuarantined > 0) {
         if (!flags.json) out.hint("the report lists each file left out with its reason; the key maps it to its input path");
