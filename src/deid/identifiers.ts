@@ -2,12 +2,13 @@
  * The identifiers known for a run: learnt from every header in a first pass,
  * then used to clean free text and path names in the second.
  */
-import { deriveDateShift, derivePatientId } from "../pseudonym/derive.js";
+import { deriveDateShift, derivePatientId, deriveToken } from "../pseudonym/derive.js";
 import { dateTextForms, parseDa, shiftDate, type CalendarDate } from "./dates.js";
 
 export type IdentifierCategory =
   | "patient-name"
   | "patient-id"
+  | "course-id"
   | "other-id"
   | "birth-date"
   | "date"
@@ -21,6 +22,7 @@ export type IdentifierCategory =
 export const PLACEHOLDER: Readonly<Record<IdentifierCategory, string>> = {
   "patient-name": "[NAME]",
   "patient-id": "[ID]",
+  "course-id": "[COURSE]",
   "other-id": "[ID]",
   "birth-date": "[DATE]",
   date: "[DATE]",
@@ -179,6 +181,18 @@ export class IdentifierRegistry {
 
   addIdForms(id: string, category: IdentifierCategory, replacement?: string): void {
     for (const form of idForms(id.trim())) this.addTerm(form, category, replacement);
+  }
+
+  /**
+   * Registers a course (treatment course) ID. Its replacement is "C-" and 8
+   * Crockford base32 characters of a keyed hash of the patient and the
+   * course, so the same course gets the same pseudonym in every file and run.
+   */
+  addCourse(courseId: string, patient: Patient | undefined): string {
+    const trimmed = courseId.trim();
+    const pseudonym = `C-${deriveToken(this.secret, "course", `${patient?.key ?? ""}\0${trimmed}`)}`;
+    this.addTerm(trimmed, "course-id", pseudonym);
+    return pseudonym;
   }
 
   addPatientName(pn: string, patient: Patient): void {
