@@ -9,6 +9,7 @@ import { TOOL_VERSION } from "../version.js";
 import { anonymizeCommand } from "./commands/anonymize.js";
 import { keyCommand, keygenCommand, secretCommand } from "./commands/keys.js";
 import { profileCommand } from "./commands/profile.js";
+import { verifyCommand } from "./commands/verify.js";
 import { EXIT, exitCodeFor } from "./exit-codes.js";
 import { CliOutput, type CliStreams } from "./output.js";
 
@@ -41,6 +42,7 @@ export function buildProgram(output: CliOutput, setExit: (code: number) => void)
     keyCommand(current),
     secretCommand(current),
     profileCommand(current),
+    verifyCommand(current, setExit),
   ]) {
     program.addCommand(command);
   }

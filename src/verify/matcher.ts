@@ -1,0 +1,50 @@
+/**
+ * Finds original identifiers from a decrypted key in text. Findings name the
+ * category and the index of the identifier in the key, never its text, so
+ * that they can be printed and stored safely.
+ */
+export interface KeyIdentifier {
+  text: string;
+  category: string;
+}
+
+export interface Match {
+  category: string;
+  /** Index into the identifier list the matcher was built from. */
+  identifier: number;
+}
+
+/** Shorter identifiers match too much ordinary text to be searched for. */
+const MIN_LENGTH = 3;
+
+function escapeRegExp(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+}
+
+export class IdentifierMatcher {
+  private readonly pattern: RegExp | undefined;
+  private readonly indexByText = new Map<string, number>();
+
+  constructor(readonly identifiers: readonly KeyIdentifier[]) {
+    identifiers.forEach((identifier, index) => {
+      const text = identifier.text.trim();
+      if (text.length >= MIN_LENGTH && !this.indexByText.has(text.toLowerCase())) this.indexByText.set(text.toLowerCase(), index);
+    });
+    const texts = [...this.indexByText.keys()].sort((a, b) => b.length - a.length);
+    // UIDs contain dots, so a UID that continues with more components is a different UID.
+    this.pattern = texts.length
+      ? new RegExp(`(?<![\\p{L}\\p{N}])(?:${texts.map(escapeRegExp).join("|")})(?![\\p{L}\\p{N}]|\\.\\d)`, "giu")
+      : undefined;
+  }
+
+  /** Returns every identifier found in `text`, once each. */
+  find(text: string): Match[] {
+    if (!this.pattern || text.length === 0) return [];
+    const found = new Map<number, Match>();
+    for (const match of text.matchAll(this.pattern)) {
+      const index = this.indexByText.get(match[0].toLowerCase());
+      if (index !== undefined && !found.has(index)) found.set(index, { identifier: index, category: this.identifiers[index].category });
+    }
+    return [...found.values()];
+  }
+}
