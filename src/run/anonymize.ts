@@ -4,8 +4,8 @@
  */
 import { randomBytes } from "node:crypto";
 import { rmSync } from "node:fs";
-import { mkdir, rename, rm, stat, writeFile } from "node:fs/promises";
-import { dirname, join } from "node:path";
+import { mkdir, realpath, rename, rm, stat, writeFile } from "node:fs/promises";
+import { dirname, isAbsolute, join, relative, resolve, sep } from "node:path";
 
 import { DeidError, UsageError } from "../errors.js";
 import { DEFAULT_READ_LIMITS, type ReadLimits } from "../dicom/reader.js";
@@ -91,12 +91,39 @@ async function checkArguments(options: AnonymizeOptions, keyPath: string, report
     });
   }
   await checkPathsDisjoint(options.input, options.output, keyPath);
+  await checkReportFolder(options.input, options.output, reportPath);
   for (const [path, what] of [[keyPath, "key file"], [reportPath, "report"]] as const) {
     if (await pathExists(path)) {
       throw new DeidError("OUTPUT_EXISTS", `the ${what} already exists`, {
         hint: `remove it or choose another path (--${what === "key file" ? "key-out" : "report"})`,
       });
     }
+  }
+}
+
+/**
+ * Checks the report's folder up front, because the report is written after
+ * OUTPUT is published. The folder must exist (or be OUTPUT itself) and lie
+ * outside INPUT.
+ */
+async function checkReportFolder(input: string, output: string, reportPath: string): Promise<void> {
+  const folder = resolve(dirname(reportPath));
+  if (folder === resolve(output)) return;
+  let realFolder: string;
+  try {
+    realFolder = await realpath(folder);
+  } catch {
+    throw new UsageError("the folder for the report does not exist", {
+      path: folder,
+      hint: "create the folder first, or pass --report with a path in an existing folder",
+    });
+  }
+  const fromInput = relative(await realpath(input), realFolder);
+  const outside = fromInput === ".." || fromInput.startsWith(`..${sep}`) || isAbsolute(fromInput);
+  if (!outside) {
+    throw new DeidError("PATH_OVERLAP", "the report would be inside INPUT", {
+      hint: "pass --report with a path outside INPUT; deidkit never writes into its input",
+    });
   }
 }
 
