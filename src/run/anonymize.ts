@@ -199,7 +199,21 @@ class AnonymizeRun {
       this.fileKind.set(entry, result.kind);
       acceptedFiles.push(entry);
     });
+    this.checkPseudonymsDistinct();
     return acceptedFiles;
+  }
+
+  /** Fails the run before anything is written when two patients would share one pseudonym, which merges their data. */
+  private checkPseudonymsDistinct(): void {
+    const used = new Set<string>();
+    for (const patient of this.registry.patients.values()) {
+      if (used.has(patient.pseudonymId)) {
+        throw new DeidError("PSEUDONYM_COLLISION", "two patients would get the same pseudonym", {
+          hint: "a pseudonym in the --map file equals the pseudonym of another patient, so give every patient a distinct one",
+        });
+      }
+      used.add(patient.pseudonymId);
+    }
   }
 
   private planOnly(acceptedFiles: TreeEntry[], keyPath: string, reportPath: string): AnonymizeResult {
