@@ -2,7 +2,7 @@ import { availableParallelism } from "node:os";
 
 import { Command, Option } from "commander";
 
-import { UsageError } from "../../errors.js";
+import { isDeidError, UsageError } from "../../errors.js";
 import { readRecipientFile, writeKeyFile, type KeyRecipient } from "../../keyfile/index.js";
 import { OPTION_NAMES, PRESETS, selectOptions } from "../../profile/profile.js";
 import { readSecret } from "../../pseudonym/secret.js";
@@ -49,7 +49,18 @@ async function loadRecipients(paths: readonly string[]): Promise<KeyRecipient[]>
       hint: "create one with `deidkit keygen --out keys/` and pass --recipient keys/recipient.pub",
     });
   }
-  return Promise.all(paths.map((path) => readRecipientFile(path)));
+  return Promise.all(paths.map((path) => readRecipient(path)));
+}
+
+/** Reads one --recipient file; a missing or invalid one is a usage error (exit 2), like a bad --secret or --map. */
+async function readRecipient(path: string): Promise<KeyRecipient> {
+  try {
+    return await readRecipientFile(path);
+  } catch (error) {
+    // The key file library's message already names the path, so it is not repeated.
+    if (isDeidError(error)) throw new UsageError(error.message, { hint: error.hint, cause: error });
+    throw error;
+  }
 }
 
 function describeEvent(event: RunEvent, output: CliOutput, flags: AnonymizeFlags): void {
