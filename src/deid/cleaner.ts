@@ -18,6 +18,12 @@ const UID_PATTERN = /(?<!\d)[0-2](?:\.(?:0|[1-9]\d*)){3,}(?![\d])/g;
 /** UIDs of the DICOM standard itself (SOP classes, transfer syntaxes) identify no one. */
 const DICOM_ROOT = "1.2.840.10008.";
 
+const CJK = /[\p{Script=Han}\p{Script=Hiragana}\p{Script=Katakana}\p{Script=Hangul}]/u;
+
+export function hasCjk(text: string): boolean {
+  return CJK.test(text);
+}
+
 function escapeRegExp(text: string): string {
   return text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
 }
@@ -38,9 +44,13 @@ export class TextCleaner {
   ) {
     this.byText = new Map(terms.map((term) => [term.text.toLowerCase(), term]));
     const sorted = [...this.byText.values()].map((term) => term.text).sort((a, b) => b.length - a.length);
-    this.pattern = sorted.length
-      ? new RegExp(`${BEFORE}(?:${sorted.map(escapeRegExp).join("|")})${AFTER}`, "giu")
-      : undefined;
+    // Chinese, Japanese and Korean text has no spaces between words, so those terms match anywhere.
+    const bounded = sorted.filter((text) => !hasCjk(text)).map(escapeRegExp);
+    const unbounded = sorted.filter(hasCjk).map(escapeRegExp);
+    const alternatives: string[] = [];
+    if (unbounded.length) alternatives.push(`(?:${unbounded.join("|")})`);
+    if (bounded.length) alternatives.push(`${BEFORE}(?:${bounded.join("|")})${AFTER}`);
+    this.pattern = alternatives.length ? new RegExp(alternatives.join("|"), "giu") : undefined;
   }
 
   get size(): number {

@@ -55,7 +55,7 @@ export function shiftDt(value: string, days: number): string | undefined {
   return out + (time ?? "") + (offset ?? "");
 }
 
-/** A textual date format: how to print a date and a pattern that reads it back. */
+/** One way of writing a date in text. */
 interface DateFormat {
   format(date: CalendarDate): string;
 }
@@ -81,6 +81,12 @@ export const DATE_TEXT_FORMATS: readonly DateFormat[] = [
   { format: (d) => `${pad(d.day, 2)}-${monthShort(d)}-${pad(d.year, 4)}` },
   { format: (d) => `${monthShort(d)} ${d.day}, ${pad(d.year, 4)}` },
   { format: (d) => `${d.day}. ${MONTHS_DE[d.month - 1]} ${pad(d.year, 4)}` },
+  { format: (d) => `${d.day}.${d.month}.${pad(d.year, 4)}` },
+  { format: (d) => `${pad(d.day, 2)}.${pad(d.month, 2)}.${pad(d.year % 100, 2)}` },
+  { format: (d) => `${d.day}/${d.month}/${pad(d.year, 4)}` },
+  { format: (d) => `${d.month}/${d.day}/${pad(d.year, 4)}` },
+  { format: (d) => `${pad(d.year, 4)}-${d.month}-${d.day}` },
+  { format: (d) => `${pad(d.day, 2)}${pad(d.month, 2)}${pad(d.year, 4)}` },
 ];
 
 /** Each textual form of `date` paired with the same form of `replacement`. */
@@ -98,8 +104,9 @@ export function dateTextForms(date: CalendarDate, replacement: CalendarDate | un
 
 /**
  * Caps an AS value (PS3.5 Table 6.2-1: nnnD, nnnW, nnnM or nnnY) at 89
- * years: any older age becomes "090Y", because ages over 89 identify
- * (PS3.15 E.3.5, Retain Patient Characteristics Option).
+ * years: any older age becomes "090Y", because very old ages are rare enough
+ * to identify (HIPAA Safe Harbor groups every age over 89 the same way).
+ * An invalid age becomes empty.
  */
 export function capAge(value: string): string {
   const match = /^(\d{3})([DWMY])$/.exec(value);

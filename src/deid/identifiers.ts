@@ -36,6 +36,15 @@ export const PLACEHOLDER: Readonly<Record<IdentifierCategory, string>> = {
 /** Shorter strings match too much ordinary text to be searched for on their own. */
 export const MIN_TERM_LENGTH = 3;
 
+/** Chinese, Japanese and Korean names are often two characters long, and such a pair is distinctive. */
+export const MIN_CJK_TERM_LENGTH = 2;
+
+const CJK = /[\p{Script=Han}\p{Script=Hiragana}\p{Script=Katakana}\p{Script=Hangul}]/u;
+
+function isSearchable(text: string): boolean {
+  return text.length >= (CJK.test(text) ? MIN_CJK_TERM_LENGTH : MIN_TERM_LENGTH);
+}
+
 export interface Patient {
   /** The original Patient ID (or "" when files carry none); never written in plaintext. */
   key: string;
@@ -87,12 +96,14 @@ export function nameForms(pn: string): { full: string[]; parts: string[] } {
       }
       if (prefix) full.add(`${prefix} ${given} ${family}`);
       if (suffix) full.add(`${given} ${family} ${suffix}`);
+      // Names in Chinese, Japanese and Korean are written family first, without a space.
+      full.add(`${family}${given}`);
     }
     for (const part of [family, given, middle]) {
-      for (const word of part.split(/[\s,]+/)) if (word.length >= MIN_TERM_LENGTH) parts.add(word);
+      for (const word of part.split(/[\s,]+/)) if (isSearchable(word)) parts.add(word);
     }
   }
-  return { full: [...full].filter((form) => form.length >= MIN_TERM_LENGTH), parts: [...parts] };
+  return { full: [...full].filter(isSearchable), parts: [...parts] };
 }
 
 /** IDs are also written without their leading zeros. */
@@ -163,7 +174,7 @@ export class IdentifierRegistry {
   addTerm(text: string, category: IdentifierCategory, replacement: string = PLACEHOLDER[category]): void {
     this.journal?.push([text, category, replacement]);
     const trimmed = text.trim();
-    if (trimmed.length < MIN_TERM_LENGTH) return;
+    if (!isSearchable(trimmed)) return;
     const key = trimmed.toLowerCase();
     const existing = this.terms.get(key);
     if (!existing) {

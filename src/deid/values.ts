@@ -25,13 +25,16 @@ export function joinValues(values: readonly string[]): string {
 
 /**
  * Truncates each value to the VR's maximum length (PS3.5 Table 6.2-1), so a
- * replacement can never make an element invalid; lengths count characters,
- * which for the ASCII replacements deidkit writes equal bytes.
+ * replacement can never make an element invalid. Lengths count characters,
+ * which equal bytes for the ASCII replacements deidkit writes.
  */
 function fitValue(value: string, vr: string): string {
   const max = vr === "PN" ? undefined : MAX_VALUE_LENGTH[vr];
   if (max === undefined || value.length <= max) return value;
-  return value.slice(0, max).trimEnd();
+  const cut = value.slice(0, max);
+  // Never keep part of a word: half a pseudonym would read as a different, wrong pseudonym.
+  const whole = /[\s_,;^/-]/.test(value[max]) ? cut : cut.replace(/[^\s_,;^/]+$/, "");
+  return (whole.trim().length > 0 ? whole : cut).trimEnd();
 }
 
 /** Encodes values in the element's VR and character set, padded to an even length. */
