@@ -1,9 +1,10 @@
 /** The non-DICOM formats deidkit de-identifies, tried in this order. */
 import { textFormat } from "./text.js";
+import { niftiFormat } from "./nifti/index.js";
 import { passThroughFormat } from "./pass-through.js";
 import type { FormatHandler } from "./types.js";
 
-export const FORMATS: readonly FormatHandler[] = [textFormat];
+export const FORMATS: readonly FormatHandler[] = [textFormat, niftiFormat];
 
 /** The handlers of one run: the user's pass-through patterns first, then the built-in formats. */
 export class FormatSet {
