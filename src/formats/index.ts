@@ -3,6 +3,7 @@ import { textFormat } from "./text.js";
 import { niftiFormat } from "./nifti/index.js";
 import { passThroughFormat } from "./pass-through.js";
 import type { FormatHandler } from "./types.js";
+import { zipFormat } from "./zip.js";
 
 export const FORMATS: readonly FormatHandler[] = [textFormat, niftiFormat];
 
