@@ -5,7 +5,7 @@ import { passThroughFormat } from "./pass-through.js";
 import type { FormatHandler } from "./types.js";
 import { zipFormat } from "./zip.js";
 
-export const FORMATS: readonly FormatHandler[] = [textFormat, niftiFormat];
+export const FORMATS: readonly FormatHandler[] = [textFormat, niftiFormat, zipFormat];
 
 /** The handlers of one run: the user's pass-through patterns first, then the built-in formats. */
 export class FormatSet {
