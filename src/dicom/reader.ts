@@ -343,8 +343,9 @@ function metaTransferSyntaxUid(meta: Element[]): string | undefined {
 }
 
 /**
- * Parses a DICOM file or raw data set. Deflated data sets must be inflated
- * first (see `inflateIfNeeded`); pass the inflated source as `datasetSource`.
+ * Parses a DICOM file or raw data set. For the deflated transfer syntax only
+ * the file meta is parsed and `dataset` comes back empty: openDicom inflates
+ * the rest and parses it with parseDataset.
  */
 export function parseDicom(
   source: ByteSource,

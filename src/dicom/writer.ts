@@ -1,7 +1,7 @@
 /**
  * Serialises data sets back to bytes. The output is a list of parts: small
  * buffers for headers and references to bulk values that stay in the input
- * file until they are copied (see `emit.ts`).
+ * file until they are copied (see emitParts in file-io.ts).
  */
 import type { BulkRef, Element, Fragment, Item, Syntax } from "./dataset.js";
 import { isBulkRef } from "./dataset.js";
