@@ -24,6 +24,12 @@ type Mode = "normal" | "clean" | "dummy";
 /** Text VRs that may carry free text or names. */
 const TEXT_VRS = new Set(["LO", "SH", "ST", "LT", "UT", "UC", "PN"]);
 const DATE_VRS = new Set(["DA", "DT", "TM"]);
+/**
+ * Binary VRs whose content deidkit cannot search for identifiers. Overlay
+ * Data may be a bitmap of burned-in text and Maker Note a vendor blob, so
+ * a C on a standard attribute of these VRs removes it instead.
+ */
+const UNCLEANABLE_VRS = new Set(["OB", "OW", "OF", "OD", "OL", "OV", "UN"]);
 
 /** UI attributes outside Table E.1-1 whose values name standard or vendor classes, not instances. */
 const NON_INSTANCE_UID_KEYWORDS = new Set([
@@ -192,6 +198,10 @@ class ItemProcessor {
         else if (element.tag === TAG.PatientAge) setText(element, this.text(element).map(capAge), this.codec);
         return true;
       case "C":
+        if (!element.items && UNCLEANABLE_VRS.has(vrOf(element))) {
+          counts.removed++;
+          return false;
+        }
         counts.cleaned++;
         this.clean(element);
         return true;
