@@ -274,6 +274,38 @@ describe("sequences", () => {
   });
 });
 
+describe("values that cannot be cleaned", () => {
+  const overlayData = makeTag(0x6002, 0x3000);
+  const overlayRows = makeTag(0x6002, 0x0010);
+  const makerNote = makeTag(0x0016, 0x002b);
+
+  function binary(tag: number, vr: string, bytes: number[]): Element {
+    return { tag, vr, undefinedLength: false, bytes: Buffer.from(bytes) };
+  }
+
+  test.each(DEPTHS)("C removes Overlay Data and Maker Note at depth %i", (depth) => {
+    // Clean Graphics and Clean Descriptors code them C, but a bitmap or a vendor blob cannot be searched for text.
+    const probe = [binary(overlayRows, "US", [16, 0]), binary(overlayData, "OW", [0x44, 0x4f, 0x45, 0x00]), binary(makerNote, "OB", [0x44, 0x4f, 0x45, 0x00])];
+    const { level, run } = deidentifyAt(probe, depth, RESEARCH);
+    expect(find(level, overlayData)).toBeUndefined();
+    expect(find(level, makerNote)).toBeUndefined();
+    expect(find(level, overlayRows)?.bytes?.toString("hex")).toBe("1000");
+    expect(run.counts.removed).toBeGreaterThanOrEqual(2);
+  });
+
+  test("X removes Overlay Data under the Basic Profile", () => {
+    const { level } = deidentifyAt([binary(overlayData, "OW", [1, 0])], 1, []);
+    expect(find(level, overlayData)).toBeUndefined();
+  });
+
+  test("retain-safe-private keeps a safe OB value", () => {
+    // Philips Imaging DD 097, offset 2F, VR OB: safe per PS3.15 Table E.3.10-1.
+    const probe = [text(makeTag(0x2001, 0x0010), "LO", "Philips Imaging DD 097"), binary(makeTag(0x2001, 0x102f), "OB", [1, 2, 3, 4])];
+    const { level } = deidentifyAt(probe, 2, RESEARCH);
+    expect(find(level, makeTag(0x2001, 0x102f))?.bytes?.toString("hex")).toBe("01020304");
+  });
+});
+
 describe("private data elements", () => {
   const gemsCreator = makeTag(0x0019, 0x0010);
   const gemsSafe = makeTag(0x0019, 0x1023); // GEMS_ACQU_01 offset 23: safe per PS3.15 Table E.3.10-1
