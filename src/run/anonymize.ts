@@ -90,6 +90,12 @@ async function checkArguments(options: AnonymizeOptions, keyPath: string, report
       hint: "choose a new OUTPUT path; deidkit never writes into an existing folder",
     });
   }
+  if (!(await pathExists(dirname(resolve(options.output))))) {
+    throw new UsageError("the folder for OUTPUT does not exist", {
+      path: dirname(resolve(options.output)),
+      hint: "create the parent folder first, because deidkit creates only OUTPUT itself",
+    });
+  }
   await checkPathsDisjoint(options.input, options.output, keyPath);
   await checkReportFolder(options.input, options.output, reportPath);
   for (const [path, what] of [[keyPath, "key file"], [reportPath, "report"]] as const) {
