@@ -117,6 +117,14 @@ const CASES: CliCase[] = [
     writesNothing: true,
   },
   {
+    name: "anonymize into a missing parent folder",
+    args: (tree) => ["anonymize", tree.input, tree.at("missing", "out"), "--recipient", tree.recipientPath],
+    code: 2,
+    stderr: [/deidkit: error: the folder for OUTPUT does not exist/],
+    absent: ["missing"],
+    writesNothing: true,
+  },
+  {
     name: "anonymize with OUTPUT inside INPUT",
     args: (tree) => ["anonymize", tree.input, tree.at("input", "derived"), "--recipient", tree.recipientPath],
     code: 2,
