@@ -254,7 +254,9 @@ class ItemProcessor {
     const creator = creators.get(block);
     const key = creator === undefined ? undefined : safePrivateKey(tagGroup(element.tag), tagElement(element.tag) & 0xff, creator);
     const safe = key === undefined ? undefined : this.context.profile.safePrivate.get(key);
-    if (rule.action !== "X" && safe) {
+    // A safe private sequence read as opaque UN bytes (implicit VR, defined length) cannot be checked inside.
+    const opaqueSequence = safe?.vr === "SQ" && !element.items;
+    if (rule.action !== "X" && safe && !opaqueSequence) {
       // Implicit VR files store private values as UN; the safe list gives their real VR.
       if (element.vr === "UN" && safe.vr && safe.vr.length === 2) element.valueVr = safe.vr;
       this.context.counts.privateKept++;
