@@ -1,11 +1,12 @@
 /** The non-DICOM formats deidkit de-identifies, tried in this order. */
+import { jsonFormat } from "./json.js";
 import { textFormat } from "./text.js";
 import { niftiFormat } from "./nifti/index.js";
 import { passThroughFormat } from "./pass-through.js";
 import type { FormatHandler } from "./types.js";
 import { zipFormat } from "./zip.js";
 
-export const FORMATS: readonly FormatHandler[] = [textFormat, niftiFormat, zipFormat];
+export const FORMATS: readonly FormatHandler[] = [jsonFormat, textFormat, niftiFormat, zipFormat];
 
 /** The handlers of one run: the user's pass-through patterns first, then the built-in formats. */
 export class FormatSet {
