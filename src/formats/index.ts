@@ -2,11 +2,12 @@
 import { jsonFormat } from "./json.js";
 import { textFormat } from "./text.js";
 import { niftiFormat } from "./nifti/index.js";
+import { parquetFormat } from "./parquet.js";
 import { passThroughFormat } from "./pass-through.js";
 import type { FormatHandler } from "./types.js";
 import { zipFormat } from "./zip.js";
 
-export const FORMATS: readonly FormatHandler[] = [jsonFormat, textFormat, niftiFormat, zipFormat];
+export const FORMATS: readonly FormatHandler[] = [jsonFormat, textFormat, niftiFormat, zipFormat, parquetFormat];
 
 /** The handlers of one run: the user's pass-through patterns first, then the built-in formats. */
 export class FormatSet {
