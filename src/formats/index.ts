@@ -5,9 +5,10 @@ import { niftiFormat } from "./nifti/index.js";
 import { parquetFormat } from "./parquet.js";
 import { passThroughFormat } from "./pass-through.js";
 import type { FormatHandler } from "./types.js";
+import { xlsxFormat } from "./xlsx/index.js";
 import { zipFormat } from "./zip.js";
 
-export const FORMATS: readonly FormatHandler[] = [jsonFormat, textFormat, niftiFormat, zipFormat, parquetFormat];
+export const FORMATS: readonly FormatHandler[] = [jsonFormat, textFormat, niftiFormat, zipFormat, parquetFormat, xlsxFormat];
 
 /** The handlers of one run: the user's pass-through patterns first, then the built-in formats. */
 export class FormatSet {
