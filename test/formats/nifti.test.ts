@@ -5,7 +5,7 @@
 
 import { spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
-import { mkdtemp, readFile, rm, writeFile, mkdir, copyFile } from "node:fs/promises";
+import { copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { gunzipSync, gzipSync } from "node:zlib";
@@ -13,11 +13,15 @@ import { gunzipSync, gzipSync } from "node:zlib";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
 import { QuarantineReason } from "../../src/deid/apply.js";
+import { DEFAULT_READ_LIMITS, looksLikeDicom } from "../../src/dicom/reader.js";
 import { TextCleaner, uidMapper } from "../../src/deid/cleaner.js";
 import { IdentifierRegistry, type Patient } from "../../src/deid/identifiers.js";
 import { LimitError } from "../../src/errors.js";
 import { createNiftiFormat, niftiFormat } from "../../src/formats/nifti/index.js";
-import type { FormatWriteResult, WriteContext } from "../../src/formats/types.js";
+import type { FormatWriteResult, LearnContext, WriteContext } from "../../src/formats/types.js";
+import { compileProfile } from "../../src/profile/profile.js";
+import { initSodium } from "../../src/pseudonym/keyed-hash.js";
+import { learnDicomFile } from "../../src/run/dicom-file.js";
 import { anonymizeTree, expectExitMatchesReport } from "../helpers/cli.js";
 import { listFiles, makeTestTree, TEST_SECRET } from "../helpers/tree.js";
 
@@ -73,10 +77,11 @@ for case in json.load(sys.stdin):
     for field, text in case["fields"].items():
         header[field] = text.encode("utf-8")
     header.extensions.append(nib.nifti1.Nifti1Extension("comment", case["comment"].encode("utf-8")))
+    patient = case.get("dicom", {"name": "DOE^JANE^M", "id": "12345678", "birth": "19470316"})
     dataset = Dataset()
-    dataset.PatientName = "DOE^JANE^M"
-    dataset.PatientID = "12345678"
-    dataset.PatientBirthDate = "19470316"
+    dataset.PatientName = patient["name"]
+    dataset.PatientID = patient["id"]
+    dataset.PatientBirthDate = patient["birth"]
     header.extensions.append(nib.nifti1.Nifti1DicomExtension(2, dataset))
     nib.save(image, case["path"])
 print("[]")
@@ -197,6 +202,7 @@ let scratch: string;
 let counter = 0;
 
 beforeAll(async () => {
+  await initSodium();
   scratch = await mkdtemp(join(tmpdir(), "deidkit-nifti-"));
 });
 
@@ -439,13 +445,34 @@ describe.skipIf(!HAVE_NIBABEL && !IN_CI)("NIfTI images written by nibabel", () =
         },
       ]);
       const [original] = runPython<Inspection[]>(INSPECT, [niftiPath]);
+      // This patient is known only from the image's own DICOM extension.
+      await mkdir(join(tree.input, "converted"));
+      runPython(GENERATE, [
+        {
+          path: join(tree.input, "converted", "other.nii"),
+          version: 2,
+          endian: ">",
+          seed: 98,
+          shape: [3, 3, 3],
+          dtype: "i2",
+          fields: { descrip: "Roe, Richard 87654321" },
+          comment: "RICHARD ROE born 1950-01-01",
+          dicom: { name: "ROE^RICHARD", id: "87654321", birth: "19500101" },
+        },
+      ]);
 
       const run = await anonymizeTree(tree, "out");
       expect(await expectExitMatchesReport(run)).toBe(0);
-      const report = JSON.parse(await readFile(run.reportPath, "utf8")) as { filesWritten: number };
-      expect(report.filesWritten).toBe(2);
+      const report = JSON.parse(await readFile(run.reportPath, "utf8")) as { filesWritten: number; patients: number };
+      expect(report.filesWritten).toBe(3);
+      expect(report.patients).toBe(2);
 
       const outputs = await listFiles(run.output);
+      const otherOutputs = outputs.filter((path) => path.endsWith(".nii"));
+      expect(otherOutputs).toHaveLength(1);
+      const other = await readFile(join(run.output, ...otherOutputs[0].split("/")));
+      expect(other.toString("latin1")).not.toMatch(/roe|richard|87654321|1950-01-01|19500101/i);
+
       const niftiOutputs = outputs.filter((path) => path.endsWith(".nii.gz"));
       expect(niftiOutputs).toHaveLength(1);
       const outputPath = join(run.output, ...niftiOutputs[0].split("/"));
@@ -599,6 +626,99 @@ describe("NIfTI header rewrite", () => {
     const { context } = makeContext();
     await expect(niftiFormat.write(inputPath, outputPath, context)).rejects.toMatchObject({ code: "EEXIST" });
     expect(await readFile(outputPath, "utf8")).toBe("already here");
+  });
+});
+
+describe("NIfTI DICOM extension learning", () => {
+  /** Encodes one explicit VR little endian element with a 16-bit length. */
+  function element(group: number, elementNumber: number, vr: string, value: Buffer): Buffer {
+    const head = Buffer.alloc(8);
+    head.writeUInt16LE(group, 0);
+    head.writeUInt16LE(elementNumber, 2);
+    head.write(vr, 4, "latin1");
+    head.writeUInt16LE(value.length, 6);
+    return Buffer.concat([head, value]);
+  }
+
+  const name = element(0x0010, 0x0010, "PN", Buffer.from("ROE^RICHARD ", "latin1"));
+  const id = element(0x0010, 0x0020, "LO", Buffer.from("87654321", "latin1"));
+  // (0020,000D) UI padded with a NUL, so the data set itself ends in a NUL byte.
+  const uid = element(0x0020, 0x000d, "UI", Buffer.from("1.2.826.0.1.3680043.10.99.123\0", "latin1"));
+  // (0040,0275) SQ of undefined length whose delimiter ends the data set in four NUL bytes.
+  const sequence = Buffer.concat([
+    Buffer.from([0x40, 0x00, 0x75, 0x02, 0x53, 0x51, 0, 0, 0xff, 0xff, 0xff, 0xff]),
+    Buffer.from([0xfe, 0xff, 0x00, 0xe0, 0xff, 0xff, 0xff, 0xff]),
+    element(0x0040, 0x1001, "SH", Buffer.from("RP-87654321 ", "latin1")),
+    Buffer.from([0xfe, 0xff, 0x0d, 0xe0, 0, 0, 0, 0]),
+    Buffer.from([0xfe, 0xff, 0xdd, 0xe0, 0, 0, 0, 0]),
+  ]);
+
+  function learnContext(registry: IdentifierRegistry, relativePath: string): LearnContext {
+    const profile = compileProfile([]);
+    return {
+      registry,
+      relativePath,
+      learnNested: async (path) => {
+        if (!looksLikeDicom((await readFile(path)).subarray(0, 256))) {
+          throw new QuarantineReason("UNSUPPORTED_FORMAT", "not DICOM");
+        }
+        await learnDicomFile(path, registry, profile, { limits: DEFAULT_READ_LIMITS, maxInflatedBytes: 1 << 20 });
+      },
+    };
+  }
+
+  async function learnAndWrite(dataset: Buffer, compressed: boolean): Promise<{ registry: IdentifierRegistry; output: Buffer }> {
+    const plain = buildNifti({
+      fields: { descrip: "Roe, Richard 87654321" },
+      extensions: [{ code: 2, content: dataset }, { code: 6, content: Buffer.from("RICHARD ROE") }],
+    });
+    counter++;
+    const inputPath = join(scratch, `learn-${counter}.nii${compressed ? ".gz" : ""}`);
+    await writeFile(inputPath, compressed ? gzipSync(plain) : plain);
+    const registry = new IdentifierRegistry(TEST_SECRET, { shiftDates: true });
+    await niftiFormat.learn!(inputPath, learnContext(registry, "converted/image.nii"));
+
+    const outputPath = `${inputPath}.out`;
+    const { context } = makeContext();
+    await niftiFormat.write(inputPath, outputPath, { ...context, cleaner: new TextCleaner(registry.allTerms(), uidMapper(TEST_SECRET)) });
+    return { registry, output: plainBytes(await readFile(outputPath)) };
+  }
+
+  it.each([
+    ["ending in a padded UI value", Buffer.concat([name, id, uid]), false],
+    ["ending in a sequence delimiter", Buffer.concat([name, id, sequence]), true],
+  ])("learns a data set %s", async (_label, dataset, compressed) => {
+    const { registry, output } = await learnAndWrite(dataset, compressed);
+    expect(registry.findPatient("87654321")).toBeDefined();
+    expect(output.toString("latin1")).not.toMatch(/roe|richard|87654321/i);
+    expect(output[348]).toBe(1);
+    expect(output.readInt32LE(356)).toBe(6);
+  });
+
+  it("leaves out an unreadable DICOM extension", async () => {
+    const input = buildNifti({ extensions: [{ code: 2, content: Buffer.from("not a data set at all") }] });
+    const inputPath = join(scratch, "unreadable-dicom-extension.nii");
+    await writeFile(inputPath, input);
+    const registry = new IdentifierRegistry(TEST_SECRET, { shiftDates: true });
+    const attempt = niftiFormat.learn!(inputPath, learnContext(registry, "image.nii"));
+    await expect(attempt).rejects.toMatchObject({ reasonCode: "NIFTI_DICOM_EXTENSION_INVALID" });
+  });
+
+  it("skips images without a DICOM extension", async () => {
+    const inputPath = join(scratch, "no-dicom-extension.nii.gz");
+    await writeFile(inputPath, gzipSync(buildNifti({ extensions: [{ code: 6, content: Buffer.from("note") }] })));
+    const registry = new IdentifierRegistry(TEST_SECRET, { shiftDates: true });
+    const context = learnContext(registry, "image.nii.gz");
+    let calls = 0;
+    await niftiFormat.learn!(inputPath, { ...context, learnNested: async () => void calls++ });
+    expect(calls).toBe(0);
+  });
+
+  it("rejects an Analyze header in pass 1", async () => {
+    const inputPath = join(scratch, "analyze-learn.hdr");
+    await writeFile(inputPath, buildNifti({ magic: "\0\0\0\0" }));
+    const registry = new IdentifierRegistry(TEST_SECRET, { shiftDates: true });
+    await expect(niftiFormat.learn!(inputPath, learnContext(registry, "analyze.hdr"))).rejects.toMatchObject({ reasonCode: "ANALYZE_UNSUPPORTED" });
   });
 });
 

@@ -98,7 +98,7 @@ function cleanField(header: Buffer, field: TextField, cleaner: TextCleaner): num
   return cleaned.replacements;
 }
 
-interface Extension {
+export interface NiftiExtension {
   code: number;
   /** The whole extension as stored: esize, ecode and content. */
   raw: Buffer;
@@ -109,8 +109,8 @@ interface Extension {
  * continues while at least 16 bytes remain before vox_offset, so a shorter
  * tail is padding. An area of zeros after the extender is padding too.
  */
-function readExtensions(area: Buffer, header: NiftiHeader, limits: RegionLimits): { extensions: Extension[]; padding: Buffer } {
-  const extensions: Extension[] = [];
+function readExtensions(area: Buffer, header: NiftiHeader, limits: RegionLimits): { extensions: NiftiExtension[]; padding: Buffer } {
+  const extensions: NiftiExtension[] = [];
   let position = 0;
   while (area.length - position >= 16) {
     const size = header.littleEndian ? area.readInt32LE(position) : area.readInt32BE(position);
@@ -134,7 +134,7 @@ function readExtensions(area: Buffer, header: NiftiHeader, limits: RegionLimits)
 }
 
 /** Returns the cleaned text extension, or undefined when its content is not text. */
-function cleanTextExtension(extension: Extension, header: NiftiHeader, cleaner: TextCleaner): { raw: Buffer; replacements: number } | undefined {
+function cleanTextExtension(extension: NiftiExtension, header: NiftiHeader, cleaner: TextCleaner): { raw: Buffer; replacements: number } | undefined {
   let content = extension.raw.subarray(8);
   let end = content.length;
   while (end > 0 && content[end - 1] === 0) end--;
@@ -155,6 +155,13 @@ function cleanTextExtension(extension: Extension, header: NiftiHeader, cleaner: 
   }
   cleaned.bytes.copy(raw, 8);
   return { raw, replacements: cleaned.replacements };
+}
+
+/** Returns the extensions of a header region in file order. */
+export function listExtensions(region: Buffer, header: NiftiHeader, limits: RegionLimits): NiftiExtension[] {
+  const { headerSize } = header.layout;
+  if (region[headerSize] === 0) return [];
+  return readExtensions(region.subarray(headerSize + EXTENDER_BYTES, header.voxOffset), header, limits).extensions;
 }
 
 /**

@@ -4,17 +4,18 @@
  * cleaned, other extensions are removed, and the voxel data is streamed
  * through unchanged. A .nii.gz is written as a new gzip stream, so the name
  * and time stored in the original gzip header are not carried over.
- * Analyze 7.5 headers and .hdr/.img pairs are left out with their own reason.
+ * Identifiers in a DICOM extension are learnt in pass 1. Analyze 7.5
+ * headers and .hdr/.img pairs are left out with their own reason.
  */
 import { once } from "node:events";
-import { closeSync, createReadStream, createWriteStream, readSync } from "node:fs";
+import { createWriteStream } from "node:fs";
 import { pipeline } from "node:stream/promises";
 import { constants as zlibConstants, createGunzip, createGzip, gunzipSync } from "node:zlib";
 
-import { QuarantineReason } from "../../deid/apply.js";
-import { openRegularFile } from "../../dicom/source.js";
 import type { FormatHandler, FormatWriteResult, WriteContext } from "../types.js";
 import { looksLikeNiftiHeader } from "./layout.js";
+import { learnNifti } from "./learn.js";
+import { asGzipProblem, isGzip, isGzipFile, openInput } from "./source.js";
 import { NiftiRewriter, type NiftiLimits } from "./stream.js";
 
 export { TEXT_EXTENSION_CODES } from "./header-region.js";
@@ -30,10 +31,6 @@ export const DEFAULT_NIFTI_LIMITS: NiftiLimits = {
 
 const NIFTI_NAME = /\.nii(\.gz)?$/i;
 
-function isGzip(head: Buffer): boolean {
-  return head.length >= 2 && head[0] === 0x1f && head[1] === 0x8b;
-}
-
 /** Inflates as much of a gzip prefix as it holds; undefined when it is not gzip or is damaged. */
 function gunzipPrefix(head: Buffer): Buffer | undefined {
   try {
@@ -43,29 +40,10 @@ function gunzipPrefix(head: Buffer): Buffer | undefined {
   }
 }
 
-function readFirstBytes(path: string, length: number): Buffer {
-  const fd = openRegularFile(path);
-  try {
-    const buffer = Buffer.alloc(length);
-    return buffer.subarray(0, readSync(fd, buffer, 0, length, 0));
-  } finally {
-    closeSync(fd);
-  }
-}
-
-/** Turns zlib's Z_* failures (a damaged or cut-off gzip stream) into a quarantine reason. */
-function asGzipProblem(error: unknown): unknown {
-  const code = (error as NodeJS.ErrnoException | undefined)?.code;
-  if (typeof code === "string" && code.startsWith("Z_")) {
-    return new QuarantineReason("NIFTI_GZIP_INVALID", "the gzip stream of the NIfTI file is damaged or cut off");
-  }
-  return error;
-}
-
 async function writeNifti(path: string, targetPath: string, context: WriteContext, limits: NiftiLimits): Promise<FormatWriteResult> {
-  const compressed = isGzip(readFirstBytes(path, 2));
+  const compressed = isGzipFile(path);
   const rewriter = new NiftiRewriter(context.cleaner, limits, compressed ? "maxStreamBytes, counted after gunzip" : "maxStreamBytes");
-  const input = createReadStream("", { fd: openRegularFile(path), highWaterMark: 1 << 16 });
+  const input = openInput(path);
   const output = createWriteStream(targetPath, { flags: "wx", mode: 0o644 });
   try {
     // Fail on an existing target before reading anything.
@@ -97,6 +75,7 @@ export function createNiftiFormat(limits: Partial<NiftiLimits> = {}): FormatHand
       const inflated = gunzipPrefix(head);
       return inflated !== undefined && looksLikeNiftiHeader(inflated);
     },
+    learn: (path, context) => learnNifti(path, context, effective),
     write: (path, targetPath, context) => writeNifti(path, targetPath, context, effective),
   };
 }
