@@ -27,7 +27,7 @@ import { chmod, mkdtemp, rm } from "node:fs/promises";
 import { once } from "node:events";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { Transform } from "node:stream";
+import { Transform, type Readable } from "node:stream";
 import { finished, pipeline } from "node:stream/promises";
 
 import archiver from "archiver";
@@ -331,9 +331,12 @@ async function learnArchive(path: string, context: LearnContext, limits: ZipLimi
   });
 }
 
-/** Waits for archiver to take in the entry appended last, or rejects on its first error. */
-async function appended(zip: archiver.Archiver, failure: Promise<never>): Promise<void> {
-  await Promise.race([once(zip, "entry"), failure]);
+/** Appends one entry and waits until archiver has written it, or rejects on its first error. */
+async function appendEntry(zip: archiver.Archiver, source: Buffer | Readable, name: string, mode: number, failure: Promise<never>): Promise<void> {
+  // The listener is added first, so that an "entry" event emitted during append is not missed.
+  const written = once(zip, "entry");
+  zip.append(source, { name, date: FIXED_DATE, mode });
+  await Promise.race([written, failure]);
 }
 
 async function writeArchive(path: string, targetPath: string, context: WriteContext, limits: ZipLimits): Promise<FormatWriteResult> {
@@ -360,8 +363,7 @@ async function writeArchive(path: string, targetPath: string, context: WriteCont
         const name = mapper.map(member.name);
         if (name !== member.name) replacements++;
         if (member.isDirectory) {
-          zip.append(Buffer.alloc(0), { name: `${name}/`, date: FIXED_DATE, mode: 0o755 });
-          await appended(zip, failure);
+          await appendEntry(zip, Buffer.alloc(0), `${name}/`, 0o755, failure);
           continue;
         }
         const extracted = join(scratch, `member-${member.index}`);
@@ -374,8 +376,7 @@ async function writeArchive(path: string, targetPath: string, context: WriteCont
         } finally {
           await rm(extracted, { force: true });
         }
-        zip.append(createReadStream(written), { name, date: FIXED_DATE, mode: 0o644 });
-        await appended(zip, failure);
+        await appendEntry(zip, createReadStream(written), name, 0o644, failure);
         await rm(written, { force: true });
       }
       await Promise.race([zip.finalize(), failure]);
