@@ -220,7 +220,7 @@ async function readMembers(zipfile: ZipFile, limits: ZipLimits, nest: Nesting): 
   return members;
 }
 
-/** The byte count at which extraction of `member` stops, and the cap that sets it. */
+/** Returns the byte count at which extraction of `member` stops, and the cap that sets it. */
 function inflateCap(member: Member, limits: ZipLimits, budget: Nesting["budget"]): { bytes: number; message: string } {
   const ratioBytes = Math.max(limits.ratioExemptBytes, limits.maxCompressionRatio * member.entry.compressedSize);
   const caps = [
