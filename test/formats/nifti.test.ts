@@ -1,6 +1,6 @@
 // The NIfTI handler. nibabel writes images (NIfTI-1 and -2, both byte orders,
 // .nii and .nii.gz) with identifiers planted in every text field and
-// extension, the handler de-identifies them and nibabel reads them back.
+// extension. The handler de-identifies them and nibabel reads them back.
 // Hand-built headers cover the cases nibabel does not write.
 
 import { spawnSync } from "node:child_process";
@@ -506,6 +506,22 @@ describe("NIfTI header rewrite", () => {
     const input = buildNifti({ version: 2, littleEndian: false, fields: { descrip: "dose grid" } });
     const { output } = await runHandler(gzipSync(input), "image.nii.gz");
     expect(gunzipSync(output).equals(input)).toBe(true);
+  });
+
+  it("drops the gzip header name and comment", async () => {
+    const compressed = gzipSync(buildNifti({ fields: { descrip: "dose grid" } }));
+    // FNAME (0x08) and FCOMMENT (0x10) follow the 10-byte gzip header as NUL-terminated strings.
+    const named = Buffer.concat([
+      compressed.subarray(0, 3),
+      Buffer.from([0x18]),
+      compressed.subarray(4, 10),
+      Buffer.from("Doe_Jane_12345678.nii\0Jane Doe 19470316\0", "latin1"),
+      compressed.subarray(10),
+    ]);
+    expect(gunzipSync(named).equals(gunzipSync(compressed))).toBe(true);
+    const { output } = await runHandler(named, "image.nii.gz");
+    expect(output[3] & 0x18).toBe(0);
+    expectNoPlanted(output, "output");
   });
 
   it("cleans text after the first NUL", async () => {
