@@ -4,8 +4,10 @@ import { removeStagingFolders } from "../dist/run/anonymize.js";
 
 for (const signal of ["SIGINT", "SIGTERM"]) {
   process.on(signal, () => {
-    removeStagingFolders();
     process.stderr.write("\ndeidkit: interrupted; nothing was published\n");
+    for (const path of removeStagingFolders()) {
+      process.stderr.write(`deidkit: warning: could not remove the unpublished folder ${path}; delete it by hand\n`);
+    }
     process.exit(130);
   });
 }

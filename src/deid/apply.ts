@@ -302,10 +302,10 @@ class ItemProcessor {
       }
       const rule = ruleFor(this.context.profile, tag);
       if (rule?.code === "X/Z" && element.items && element.items.length > 0) {
-        // A sequence with items stays, its content de-identified: emptying it breaks modules that
+        // A sequence with items stays, its content replaced by dummies: emptying it breaks modules that
         // require 1-n items when present (Type 3), and removing it breaks Type 2 uses.
-        this.context.counts.cleaned++;
-        for (const item of element.items) this.processItem(item, "clean");
+        this.context.counts.dummied++;
+        for (const item of element.items) this.processItem(item, "dummy");
         kept.push(element);
         continue;
       }

@@ -23,11 +23,23 @@ const PHONE_KEYWORDS = new Set(["PatientTelephoneNumbers", "PersonTelephoneNumbe
 const INSTITUTION_KEYWORDS = new Set(["InstitutionName", "InstitutionAddress", "InstitutionalDepartmentName"]);
 const DEVICE_KEYWORDS = new Set(["StationName", "DeviceSerialNumber", "DetectorID", "DeviceUID", "GantryID"]);
 
-/** Returns the original Patient ID of a data set, trimmed, or "" when absent. */
+function rawText(dataset: Item, tag: number): string {
+  const element = dataset.elements.find((candidate) => candidate.tag === tag);
+  return element?.bytes ? element.bytes.toString("latin1").replace(/[\0 ]+$/, "").trim() : "";
+}
+
+/**
+ * Returns the key that identifies the patient of a data set: the original
+ * Patient ID, trimmed. Without one, Patient's Name and Birth Date stand in
+ * ("name:" prefix), so that different patients without IDs stay apart;
+ * without any of them the key is "".
+ */
 export function patientKeyOf(dataset: Item): string {
-  const element = dataset.elements.find((candidate) => candidate.tag === TAG.PatientID);
-  if (!element?.bytes) return "";
-  return element.bytes.toString("latin1").replace(/[\0 ]+$/, "").trim();
+  const id = rawText(dataset, TAG.PatientID);
+  if (id) return id;
+  const name = rawText(dataset, TAG.PatientName);
+  const birthDate = rawText(dataset, TAG.PatientBirthDate);
+  return name || birthDate ? `name:${name}|${birthDate}` : "";
 }
 
 class Collector {

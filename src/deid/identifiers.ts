@@ -143,7 +143,8 @@ export class IdentifierRegistry {
     let patient = this.patients.get(key);
     if (!patient) {
       this.journal?.push([key]);
-      const mappedId = this.crosswalk.get(key);
+      // Crosswalks often lose leading zeros (spreadsheets read IDs as numbers).
+      const mappedId = this.crosswalk.get(key) ?? this.crosswalk.get(key.replace(/^0+(?=\d)/, ""));
       const pseudonymId = mappedId ?? derivePatientId(this.secret, key);
       patient = {
         key,
@@ -153,7 +154,8 @@ export class IdentifierRegistry {
         mapped: mappedId !== undefined,
       };
       this.patients.set(key, patient);
-      if (key.length > 0) this.addIdForms(key, "patient-id", pseudonymId);
+      // Keys made from name and birth date ("name:...") are not IDs; their parts are learnt on their own.
+      if (key.length > 0 && !key.startsWith("name:")) this.addIdForms(key, "patient-id", pseudonymId);
     }
     return patient;
   }

@@ -3,7 +3,7 @@
  * class: the identifiers a value teaches the registry in pass 1, and its
  * replacement in pass 2.
  */
-import type { TextCleaner } from "../deid/cleaner.js";
+import type { CleanResult, TextCleaner } from "../deid/cleaner.js";
 import { capAge, formatDa } from "../deid/dates.js";
 import { PLACEHOLDER, type IdentifierRegistry, type Patient } from "../deid/identifiers.js";
 import { datesIn, isDateText, replaceDateValue, type DateTextResult } from "./date-text.js";
@@ -56,7 +56,10 @@ export function learnPatientId(registry: IdentifierRegistry, id: string): Patien
   return registry.patient(key);
 }
 
-const resolvedIds = new WeakMap<TextCleaner, Map<string, Patient>>();
+/** The part of the run's TextCleaner that rewriting uses. */
+export type Cleaner = Pick<TextCleaner, "clean">;
+
+const resolvedIds = new WeakMap<Cleaner, Map<string, Patient>>();
 
 /**
  * Returns the patient of a Patient ID found in a field in pass 2. An ID of
@@ -64,7 +67,7 @@ const resolvedIds = new WeakMap<TextCleaner, Map<string, Patient>>();
  * is that patient's ID without leading zeros, and resolves to that patient,
  * so its dates get that patient's shift.
  */
-export function patientForId(context: Pick<WriteContext, "cleaner" | "patientFor">, id: string): Patient {
+export function patientForId(context: { cleaner: Cleaner; patientFor: WriteContext["patientFor"] }, id: string): Patient {
   const key = id.trim();
   if (!/^\d+$/.test(key)) return context.patientFor(key);
   let cache = resolvedIds.get(context.cleaner);
@@ -88,52 +91,96 @@ export function patientForId(context: Pick<WriteContext, "cleaner" | "patientFor
   return resolved;
 }
 
+/** Distinct dates one file may teach the registry; see FieldLearner. */
+export const MAX_LEARNT_DATES_PER_FILE = 1000;
+
 /**
- * Pass 1: adds the identifiers in one value of a field to the registry.
- * `patient` is the patient of the record (row or object) the value is in.
- * A patient-id value other than the record's own ID is registered as
- * another ID of that patient, as DICOM Other Patient IDs are.
+ * Pass 1 for one file: adds the identifiers in values of fields to the
+ * registry. Each distinct value is learnt once per file, so a table with a
+ * million rows of few patients costs few registry calls (with --jobs each
+ * call is sent to the main thread).
+ *
+ * NOTE: ordinary dates (not birth dates) are learnt only up to
+ * MAX_LEARNT_DATES_PER_FILE distinct dates per file, because each adds
+ * 14 text forms to the cleaner. The file's own date fields are shifted
+ * either way, but dates past the cap are not cleaned from other files'
+ * free text unless another file teaches them.
+ */
+export class FieldLearner {
+  private readonly seen = new Set<string>();
+  private learntDates = 0;
+
+  constructor(private readonly registry: IdentifierRegistry) {}
+
+  /** Registers the patient of the record a Patient ID starts (see learnPatientId). */
+  patientOfId(id: string): Patient {
+    return learnPatientId(this.registry, id);
+  }
+
+  /**
+   * Learns one value. `patient` is the patient of the record (row or
+   * object) the value is in. A patient-id value other than the record's
+   * own ID is registered as another ID of that patient, as DICOM Other
+   * Patient IDs are.
+   */
+  learn(fieldClass: FieldClass, value: string, patient: Patient | undefined): void {
+    if (fieldClass === "none" || fieldClass === "age" || isEmptyValue(value)) return;
+    const key = `${fieldClass}\0${patient?.key ?? "\0"}\0${value}`;
+    if (this.seen.has(key)) return;
+    this.seen.add(key);
+    const registry = this.registry;
+    switch (fieldClass) {
+      case "patient-id":
+        if (patient && patient.key !== value.trim()) registry.addIdForms(value, "patient-id", patient.pseudonymId);
+        else learnPatientId(registry, value);
+        return;
+      case "patient-name":
+        for (const name of splitNames(value)) {
+          if (patient) registry.addPatientName(toPersonName(name), patient);
+          else registry.addOtherName(toPersonName(name));
+        }
+        return;
+      case "staff-name":
+        for (const name of splitNames(value)) registry.addOtherName(toPersonName(name));
+        return;
+      case "birth-date":
+        for (const date of datesIn(value)) registry.addDate(formatDa(date), "birth-date", patient);
+        return;
+      case "date":
+        for (const date of datesIn(value)) {
+          if (this.learntDates >= MAX_LEARNT_DATES_PER_FILE) return;
+          this.learntDates++;
+          registry.addDate(formatDa(date), "date", patient);
+        }
+        return;
+      case "course-id":
+        registry.addCourse(value, patient);
+        return;
+      case "other-id":
+        registry.addIdForms(value, "other-id");
+        return;
+      case "address":
+      case "email":
+        registry.addAddress(value, "address");
+        return;
+      case "institution":
+        registry.addAddress(value, "institution");
+        return;
+      case "phone":
+      case "device":
+        registry.addTerm(value, fieldClass);
+        return;
+    }
+  }
+}
+
+/**
+ * Adds the identifiers in one value of a field to the registry, as
+ * FieldLearner.learn does but without remembering values, so a caller
+ * with many records should keep one FieldLearner per file instead.
  */
 export function learnFieldValue(registry: IdentifierRegistry, fieldClass: FieldClass, value: string, patient: Patient | undefined): void {
-  if (isEmptyValue(value)) return;
-  const category = categoryOfField(fieldClass);
-  switch (fieldClass) {
-    case "patient-id":
-      if (patient && patient.key !== value.trim()) registry.addIdForms(value, "patient-id", patient.pseudonymId);
-      else learnPatientId(registry, value);
-      return;
-    case "patient-name":
-      for (const name of splitNames(value)) {
-        if (patient) registry.addPatientName(toPersonName(name), patient);
-        else registry.addOtherName(toPersonName(name));
-      }
-      return;
-    case "staff-name":
-      for (const name of splitNames(value)) registry.addOtherName(toPersonName(name));
-      return;
-    case "birth-date":
-    case "date":
-      for (const date of datesIn(value)) registry.addDate(formatDa(date), fieldClass, patient);
-      return;
-    case "course-id":
-      registry.addCourse(value, patient);
-      return;
-    case "other-id":
-      registry.addIdForms(value, "other-id");
-      return;
-    case "address":
-    case "email":
-    case "institution":
-      registry.addAddress(value, fieldClass === "institution" ? "institution" : "address");
-      return;
-    case "phone":
-    case "device":
-      if (category) registry.addTerm(value, category);
-      return;
-    case "age":
-    case "none":
-      return;
-  }
+  new FieldLearner(registry).learn(fieldClass, value, patient);
 }
 
 /**
@@ -150,9 +197,34 @@ export function capAgeText(text: string): string {
 }
 
 export interface FieldRewriteContext {
-  cleaner: TextCleaner;
+  cleaner: Cleaner;
   shiftDates: boolean;
   patientFor: WriteContext["patientFor"];
+}
+
+/** Texts cleaned once per file and remembered; tables repeat values, and each clean scans for every term of the run. */
+const MAX_CACHED_TEXTS = 65_536;
+const MAX_CACHED_TEXT_LENGTH = 1024;
+
+/**
+ * Wraps the run's cleaner for one file, remembering the results for short
+ * texts. The cache is emptied when it holds MAX_CACHED_TEXTS texts, so its
+ * memory does not grow with the file.
+ */
+export function cachingCleaner(cleaner: Cleaner): Cleaner {
+  const cache = new Map<string, CleanResult>();
+  return {
+    clean(text: string): CleanResult {
+      if (text.length > MAX_CACHED_TEXT_LENGTH) return cleaner.clean(text);
+      let result = cache.get(text);
+      if (!result) {
+        if (cache.size >= MAX_CACHED_TEXTS) cache.clear();
+        result = cleaner.clean(text);
+        cache.set(text, result);
+      }
+      return result;
+    },
+  };
 }
 
 function cleaned(context: FieldRewriteContext, text: string, replaced = 0): DateTextResult {

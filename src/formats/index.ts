@@ -1,4 +1,5 @@
 /** The non-DICOM formats deidkit de-identifies, tried in this order. */
+import { csvFormat } from "./csv.js";
 import { jsonFormat } from "./json.js";
 import { textFormat } from "./text.js";
 import { niftiFormat } from "./nifti/index.js";
@@ -8,7 +9,7 @@ import type { FormatHandler } from "./types.js";
 import { xlsxFormat } from "./xlsx/index.js";
 import { zipFormat } from "./zip.js";
 
-export const FORMATS: readonly FormatHandler[] = [jsonFormat, textFormat, niftiFormat, zipFormat, parquetFormat, xlsxFormat];
+export const FORMATS: readonly FormatHandler[] = [jsonFormat, csvFormat, textFormat, niftiFormat, zipFormat, parquetFormat, xlsxFormat];
 
 /** The handlers of one run: the user's pass-through patterns first, then the built-in formats. */
 export class FormatSet {

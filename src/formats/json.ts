@@ -15,7 +15,7 @@ import { QuarantineReason } from "../deid/apply.js";
 import { openRegularFile } from "../dicom/source.js";
 import { LimitError } from "../errors.js";
 import { replaceDateValue } from "./date-text.js";
-import { capAgeText, isEmptyValue, learnFieldValue, learnPatientId, patientForId, rewriteFieldValue } from "./field-rules.js";
+import { cachingCleaner, capAgeText, FieldLearner, isEmptyValue, patientForId, rewriteFieldValue, type FieldRewriteContext } from "./field-rules.js";
 import { classifyField, type FieldClass } from "./fields.js";
 import { JsonSyntaxError, scanJson, type JsonScalar, type JsonVisitor } from "./json-scan.js";
 import type { FormatHandler, FormatWriteResult, LearnContext, WriteContext } from "./types.js";
@@ -164,27 +164,28 @@ function findOwnIds(text: string): Map<number, string> {
 }
 
 class Learner extends FieldWalker {
+  private readonly learner: FieldLearner;
+
   constructor(
     private readonly ownIds: Map<number, string>,
-    private readonly context: LearnContext,
+    context: LearnContext,
   ) {
     super(undefined);
+    this.learner = new FieldLearner(context.registry);
   }
 
   protected patientOfObject(start: number): Patient | undefined {
     const id = this.ownIds.get(start);
-    return id === undefined ? undefined : learnPatientId(this.context.registry, id);
+    return id === undefined ? undefined : this.learner.patientOfId(id);
   }
 
   protected onKey(): void {}
 
   protected onScalar(token: JsonScalar, place: Place): void {
     if (token.kind === "literal" || place.fieldClass === "none" || place.fieldClass === "age") return;
-    if (place.fieldClass === "patient-id" && place.owner === undefined) {
-      if (!isEmptyValue(token.value)) learnPatientId(this.context.registry, token.value);
-      return;
-    }
-    learnFieldValue(this.context.registry, place.fieldClass, token.value, this.patient);
+    // Inside a plain array each Patient ID is a patient of its own.
+    const patient = place.fieldClass === "patient-id" && place.owner === undefined ? undefined : this.patient;
+    this.learner.learn(place.fieldClass, token.value, patient);
   }
 }
 
@@ -202,14 +203,16 @@ class Rewriter extends FieldWalker {
   private cursor = 0;
   private pieces: string[] = [];
   private pending = 0;
+  private readonly context: FieldRewriteContext;
 
   constructor(
     private readonly text: string,
     private readonly ownIds: Map<number, string>,
-    private readonly context: WriteContext,
+    writeContext: WriteContext,
     private readonly fd: number,
   ) {
-    super(context.patient);
+    super(writeContext.patient);
+    this.context = { cleaner: cachingCleaner(writeContext.cleaner), shiftDates: writeContext.shiftDates, patientFor: writeContext.patientFor };
   }
 
   protected patientOfObject(start: number): Patient | undefined {

@@ -4,7 +4,7 @@
  */
 import { randomBytes } from "node:crypto";
 import { rmSync } from "node:fs";
-import { mkdir, realpath, rename, rm, stat, writeFile } from "node:fs/promises";
+import { mkdir, realpath, rename, rm, rmdir, stat, writeFile } from "node:fs/promises";
 import { dirname, isAbsolute, join, relative, resolve, sep } from "node:path";
 
 import { DeidError, UsageError } from "../errors.js";
@@ -46,7 +46,8 @@ export type RunEvent =
   | { type: "phase"; phase: "scan" | "learn" | "write" | "key" }
   | { type: "progress"; phase: "learn" | "write"; done: number; total: number }
   | { type: "quarantined"; outputPath: string; reason: string; message: string }
-  | { type: "planned"; outputPath: string; action: "write" | "quarantine"; reason?: string };
+  | { type: "planned"; outputPath: string; action: "write" | "quarantine"; reason?: string }
+  | { type: "warning"; message: string };
 
 export interface AnonymizeResult {
   report: RunReport;
@@ -61,9 +62,20 @@ export interface AnonymizeResult {
  */
 const activeStaging = new Set<string>();
 
-export function removeStagingFolders(): void {
-  for (const path of activeStaging) rmSync(path, { recursive: true, force: true });
+const MIN_FILES_FOR_WORKERS = 16;
+
+export function removeStagingFolders(): string[] {
+  const left: string[] = [];
+  for (const path of activeStaging) {
+    try {
+      // Worker threads may still be writing into the folder, hence the retries.
+      rmSync(path, { recursive: true, force: true, maxRetries: 5, retryDelay: 50 });
+    } catch {
+      left.push(path);
+    }
+  }
   activeStaging.clear();
+  return left;
 }
 
 async function pathExists(path: string): Promise<boolean> {
@@ -173,7 +185,9 @@ class AnonymizeRun {
       else regularFiles.push(entry);
     }
     const jobs = Math.min(this.options.jobs ?? 1, regularFiles.length);
-    this.pool = jobs > 1 && workersAvailable() ? new WorkerPool(jobs, this.setup) : undefined;
+    // Starting a worker costs about as much as a few small files, so small trees stay in this thread.
+    const worthWorkers = regularFiles.length >= MIN_FILES_FOR_WORKERS;
+    this.pool = jobs > 1 && worthWorkers && workersAvailable() ? new WorkerPool(jobs, this.setup) : undefined;
     try {
       const acceptedFiles = await this.learnPass(regularFiles);
       const terms = this.registry.allTerms();
@@ -205,12 +219,16 @@ class AnonymizeRun {
       this.fileKind.set(entry, result.kind);
       acceptedFiles.push(entry);
     });
-    this.checkPseudonymsDistinct();
+    this.checkPseudonyms();
     return acceptedFiles;
   }
 
-  /** Fails the run before anything is written when two patients would share one pseudonym, which merges their data. */
-  private checkPseudonymsDistinct(): void {
+  /**
+   * Fails the run before anything is written when two patients would share
+   * one pseudonym (which merges their data) or a --map pseudonym is itself an
+   * identifier; warns about --map rows that match no patient.
+   */
+  private checkPseudonyms(): void {
     const used = new Set<string>();
     for (const patient of this.registry.patients.values()) {
       if (used.has(patient.pseudonymId)) {
@@ -220,16 +238,32 @@ class AnonymizeRun {
       }
       used.add(patient.pseudonymId);
     }
+    // A --map pseudonym must not itself be an identifier (another MRN, a name, the original ID).
+    const identifiers = new Set(this.registry.allTerms().map((term) => term.text.toLowerCase()));
+    for (const patient of this.registry.patients.values()) {
+      if (!patient.mapped) continue;
+      if (identifiers.has(patient.pseudonymId.toLowerCase()) || this.registry.findPatient(patient.pseudonymId)) {
+        throw new DeidError("CONFIG", "a pseudonym in the --map file is itself an identifier found in the input", {
+          hint: "give every patient a pseudonym that is not an ID, name or date of any patient",
+        });
+      }
+    }
+    const known = new Set<string>();
+    for (const key of this.registry.patients.keys()) known.add(key).add(key.replace(/^0+(?=\d)/, ""));
+    const unmatched = [...(this.options.crosswalk?.keys() ?? [])].filter((key) => !known.has(key)).length;
+    if (unmatched > 0) this.emit({ type: "warning", message: `${unmatched} --map rows match no patient in INPUT` });
   }
 
   private planOnly(acceptedFiles: TreeEntry[], keyPath: string, reportPath: string): AnonymizeResult {
     for (const entry of acceptedFiles) {
       this.files.push({ input: entry.relativePath, output: this.outputPathOf.get(entry)!, status: "written" });
     }
-    for (const entry of this.entries) {
+    const published = publishedFolders(acceptedFiles.map((entry) => this.outputPathOf.get(entry)!));
+    this.entries.forEach((entry, index) => {
       const problem = this.quarantine.get(entry);
-      this.emit({ type: "planned", outputPath: this.outputPathOf.get(entry)!, action: problem ? "quarantine" : "write", reason: problem?.reason });
-    }
+      const outputPath = problem ? leftOutName(this.outputPathOf.get(entry)!, index, published) : this.outputPathOf.get(entry)!;
+      this.emit({ type: "planned", outputPath, action: problem ? "quarantine" : "write", reason: problem?.reason });
+    });
     return { report: this.buildReport(true), keyPath, reportPath, outputPath: this.options.output };
   }
 
@@ -286,10 +320,12 @@ class AnonymizeRun {
       this.local.useTerms(terms);
       written = await runLocally(tasks, (task) => this.local.write(task), onDone);
     }
+    const failedFolders: string[] = [];
     acceptedFiles.forEach((entry, index) => {
       const result = written[index];
       if (!result.ok) {
         this.quarantine.set(entry, result);
+        failedFolders.push(dirname(tasks[index].finalPath));
         return;
       }
       for (const [original, replacement] of result.uids) this.uidMap.set(original, replacement);
@@ -297,18 +333,20 @@ class AnonymizeRun {
       this.totals.push(result.counts);
       this.files.push({ input: entry.relativePath, output: this.outputPathOf.get(entry)!, status: "written", sopInstanceUid: result.sopInstanceUid });
     });
+    await removeEmptyFolders(failedFolders, staging);
   }
 
   private buildReport(dryRun: boolean): RunReport {
     const quarantined: QuarantineEntry[] = [];
-    for (const entry of this.entries) {
+    const published = publishedFolders(this.files.filter((file) => file.status === "written").map((file) => file.output));
+    this.entries.forEach((entry, index) => {
       const problem = this.quarantine.get(entry);
-      if (!problem) continue;
-      const outputPath = this.outputPathOf.get(entry)!;
+      if (!problem) return;
+      const outputPath = leftOutName(this.outputPathOf.get(entry)!, index, published);
       quarantined.push({ path: outputPath, reason: problem.reason, message: problem.message });
       this.files.push({ input: entry.relativePath, output: outputPath, status: "quarantined", reason: problem.reason });
       this.emit({ type: "quarantined", outputPath, reason: problem.reason, message: problem.message });
-    }
+    });
     return buildReport({
       startedAt: this.startedAt,
       finishedAt: new Date(),
@@ -343,6 +381,46 @@ export async function anonymize(options: AnonymizeOptions): Promise<AnonymizeRes
     passThrough: [...(options.passThrough ?? [])],
   };
   return new AnonymizeRun(options, profile, setup).run(keyPath, reportPath);
+}
+
+/** Every folder that holds a written file, and its ancestors ("" is OUTPUT itself). */
+function publishedFolders(outputPaths: readonly string[]): Set<string> {
+  const folders = new Set<string>([""]);
+  for (const path of outputPaths) {
+    const parts = path.split("/").slice(0, -1);
+    for (let depth = 1; depth <= parts.length; depth++) folders.add(parts.slice(0, depth).join("/"));
+  }
+  return folders;
+}
+
+/**
+ * Names a file that was left out without using its own name: the name (and
+ * a folder that will not be published) may hold identifiers that the run
+ * never learnt, because the file that carries them could not be read. The
+ * file becomes "file-N.ext", N being its position (from 1) in the byte order
+ * of INPUT's paths; the key maps it back to the input path.
+ */
+function leftOutName(outputPath: string, index: number, published: ReadonlySet<string>): string {
+  const slash = outputPath.lastIndexOf("/");
+  const folder = slash < 0 ? "" : outputPath.slice(0, slash);
+  const extension = /\.[A-Za-z0-9]{1,5}$/.exec(outputPath.slice(slash + 1))?.[0] ?? "";
+  const name = `file-${index + 1}${extension}`;
+  if (folder === "") return name;
+  return published.has(folder) ? `${folder}/${name}` : `(unpublished folder)/${name}`;
+}
+
+/** Removes folders left empty by files that failed, walking up to (not including) `root`. */
+async function removeEmptyFolders(folders: readonly string[], root: string): Promise<void> {
+  for (let folder of folders) {
+    while (folder.length > root.length && folder.startsWith(root)) {
+      try {
+        await rmdir(folder);
+      } catch {
+        break; // not empty, or already removed
+      }
+      folder = dirname(folder);
+    }
+  }
 }
 
 async function writeReport(path: string, report: RunReport): Promise<void> {

@@ -230,7 +230,7 @@ const CASES: CliCase[] = [
     setup: addBrokenInputs,
     args: (tree) => ["anonymize", tree.input, tree.at("out"), "--dry-run"],
     code: 1,
-    stdout: [/^write {6}PAT-[0-9A-Z]{10}\/C1_2019\/CT\//m, /^quarantine broken\.dcm \(DICOM_INVALID\)$/m, /^quarantine link\.dcm \(SYMLINK\)$/m],
+    stdout: [/^write {6}PAT-[0-9A-Z]{10}\/C1_2019\/CT\//m, /^quarantine file-22\.dcm \(DICOM_INVALID\)$/m, /^quarantine file-23\.dcm \(SYMLINK\)$/m],
     stderr: [/would write 21 of 23 files for 2 patients; 2 left out/],
     absent: ["out", "out.deidkey", "out.report.json"],
     writesNothing: true,
@@ -276,8 +276,8 @@ const CASES: CliCase[] = [
     args: (tree) => anonymizeArgs(tree, "--secret", tree.secretPath),
     code: 1,
     stderr: [
-      /deidkit: warning: left out broken\.dcm: DICOM_INVALID/,
-      /deidkit: warning: left out link\.dcm: SYMLINK/,
+      /deidkit: warning: left out file-22\.dcm: DICOM_INVALID/,
+      /deidkit: warning: left out file-23\.dcm: SYMLINK/,
       /wrote 21 of 23 files for 2 patients; 2 left out/,
       /deidkit: hint: the report lists each file left out/,
     ],
@@ -289,7 +289,8 @@ const CASES: CliCase[] = [
       };
       expect(report.filesQuarantined).toBe(2);
       const reasons = Object.fromEntries(report.quarantined.map((entry) => [entry.path, entry.reason]));
-      expect(reasons).toEqual({ "broken.dcm": "DICOM_INVALID", "link.dcm": "SYMLINK" });
+      // Files left out are named by position, because their own names may hold identifiers never learnt.
+      expect(reasons).toEqual({ "file-22.dcm": "DICOM_INVALID", "file-23.dcm": "SYMLINK" });
       const written = await listEntries(tree.at("out"));
       expect(written).not.toContain("broken.dcm");
       expect(written).not.toContain("link.dcm");

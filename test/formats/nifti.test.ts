@@ -532,18 +532,23 @@ describe("NIfTI header rewrite", () => {
     expect(result.replacements).toBe(2);
   });
 
-  it("truncates a longer replacement to the field size", async () => {
+  it("cuts a longer result at a word", async () => {
     const { context, patient } = makeContext();
+    const pseudonym = patient.pseudonymId;
     const filled = Array.from({ length: 10 }, () => "12345678").join(" ").slice(0, 80);
     const input = buildNifti({ fields: { descrip: filled, intent_name: "12345678 12345" } });
     const { output } = await runHandler(input);
     expect(output.length).toBe(input.length);
+
     const descrip = output.subarray(148, 228).toString("latin1");
-    expect(descrip.length).toBe(80);
-    expect(descrip.startsWith(`${patient.pseudonymId} ${patient.pseudonymId}`)).toBe(true);
-    expect(output.subarray(328, 344).toString("latin1")).toContain(patient.pseudonymId.slice(0, 8));
-    expectNoPlanted(output, "output");
+    const words = descrip.replace(/\0+$/, "").split(" ");
+    const fitting = Math.floor((80 + 1) / (pseudonym.length + 1));
+    expect(words).toEqual(Array.from({ length: fitting }, () => pseudonym));
     expect(context.cleaner.contains(descrip)).toBe(false);
+
+    const intentName = output.subarray(328, 344).toString("latin1");
+    expect(intentName).toBe(pseudonym.padEnd(16, "\0"));
+    expectNoPlanted(output, "output");
   });
 
   it("keeps UTF-8 whole when truncating", async () => {

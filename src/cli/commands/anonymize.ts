@@ -71,7 +71,13 @@ function describeEvent(event: RunEvent, output: CliOutput, flags: AnonymizeFlags
   } else if (event.type === "planned") {
     const line = event.action === "write" ? `write      ${event.outputPath}` : `quarantine ${event.outputPath} (${event.reason})`;
     if (!flags.json) output.result(line);
+  } else if (event.type === "warning") {
+    output.warning(event.message);
   }
+}
+
+function plural(count: number, noun: string): string {
+  return `${count} ${noun}${count === 1 ? "" : "s"}`;
 }
 
 export function anonymizeCommand(output: () => CliOutput, setExit: (code: number) => void): Command {
@@ -101,6 +107,7 @@ export function anonymizeCommand(output: () => CliOutput, setExit: (code: number
       const recipients = flags.dryRun ? [] : await loadRecipients(flags.recipient ?? []);
       const secret = flags.secret ? await readSecret(flags.secret) : undefined;
       const crosswalk = flags.map ? await readCrosswalk(flags.map) : undefined;
+      const plan: Array<{ path: string; action: string; reason?: string }> = [];
       const jobs = flags.jobs ?? availableParallelism();
       const result = await anonymize({
         input,
@@ -114,7 +121,10 @@ export function anonymizeCommand(output: () => CliOutput, setExit: (code: number
         limits: { maxDepth: flags.maxDepth, maxNodes: flags.maxElements, maxHeaderBytes: flags.maxHeaderBytes },
         jobs,
         passThrough: flags.passThrough,
-        onEvent: (event) => describeEvent(event, out, flags),
+        onEvent: (event) => {
+          if (event.type === "planned") plan.push({ path: event.outputPath, action: event.action, reason: event.reason });
+          describeEvent(event, out, flags);
+        },
         writeKey: async (path, payload, fields) => {
           await writeKeyFile(path, payload, { recipients, fields, tool: `${TOOL_NAME} ${TOOL_VERSION}` });
         },
@@ -122,10 +132,11 @@ export function anonymizeCommand(output: () => CliOutput, setExit: (code: number
       out.clearProgress();
       const report = result.report;
       if (flags.json) {
-        out.result(JSON.stringify({ ...report, key: flags.dryRun ? null : result.keyPath, reportFile: flags.dryRun ? null : result.reportPath }, null, 2));
+        const files = { key: flags.dryRun ? null : result.keyPath, reportFile: flags.dryRun ? null : result.reportPath };
+        out.result(JSON.stringify({ ...report, ...files, ...(flags.dryRun ? { plan } : {}) }, null, 2));
       } else if (!flags.quiet) {
         const verb = flags.dryRun ? "would write" : "wrote";
-        out.info(`${verb} ${report.filesWritten} of ${report.filesSeen} files for ${report.patients} patients; ${report.filesQuarantined} left out`);
+        out.info(`${verb} ${report.filesWritten} of ${plural(report.filesSeen, "file")} for ${plural(report.patients, "patient")}; ${report.filesQuarantined} left out`);
         if (!flags.dryRun) out.info(`key: ${result.keyPath}  report: ${result.reportPath}`);
       }
       if (report.passedThrough.length > 0 && !flags.json) {

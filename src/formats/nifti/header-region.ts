@@ -54,7 +54,8 @@ function countReplacements(replaced: Record<string, number | undefined>): number
 const CONTROL_CHARACTERS = /[\x00-\x08\x0b\x0c\x0e-\x1f]/;
 
 interface CleanedText {
-  bytes: Buffer;
+  text: string;
+  encoding: BufferEncoding;
   replacements: number;
 }
 
@@ -68,31 +69,45 @@ function cleanTextBytes(bytes: Buffer, cleaner: TextCleaner): CleanedText | unde
   const result = cleaner.clean(bytes.toString(encoding));
   const replacements = countReplacements(result.replaced);
   if (replacements === 0) return undefined;
-  return { bytes: Buffer.from(result.text, encoding), replacements };
+  return { text: result.text, encoding, replacements };
 }
 
-/** Cuts UTF-8 bytes to at most `length` without splitting a character; other encodings are cut anywhere. */
-function truncate(bytes: Buffer, length: number, utf8: boolean): Buffer {
-  if (bytes.length <= length) return bytes;
+/** Characters after which a cut leaves only whole words. */
+const WORD_END = /[\s_,;^/\-\0]/;
+const PARTIAL_WORD = /[^\s_,;^/\0]+$/;
+
+/**
+ * Encodes cleaned text for a field of `length` bytes. Trailing NULs are
+ * dropped, since the field is padded again. Longer text is cut without
+ * splitting a UTF-8 character and without keeping part of a word, because
+ * half a pseudonym would read as a different, wrong pseudonym.
+ */
+function fitText(cleaned: CleanedText, length: number): Buffer {
+  const { encoding } = cleaned;
+  const encoded = Buffer.from(cleaned.text.replace(/\0+$/, ""), encoding);
+  if (encoded.length <= length) return encoded;
   let end = length;
-  if (utf8) {
-    while (end > 0 && (bytes[end] & 0xc0) === 0x80) end--;
+  if (encoding === "utf8") {
+    while (end > 0 && (encoded[end] & 0xc0) === 0x80) end--;
   }
-  return bytes.subarray(0, end);
+  const cut = encoded.subarray(0, end).toString(encoding);
+  const next = encoded.subarray(end).toString(encoding).charAt(0);
+  const whole = WORD_END.test(next) ? cut : cut.replace(PARTIAL_WORD, "");
+  return Buffer.from((whole.trim().length > 0 ? whole : cut).trimEnd(), encoding);
 }
 
 /**
  * Cleans one fixed-size character field in place. The whole field is
  * cleaned, bytes after the first NUL included, because readers that stop at
- * the NUL are not the only readers. A longer result is truncated, a shorter
- * one padded with NULs, so the header keeps its size.
+ * the NUL are not the only readers. A longer result is cut, a shorter one
+ * padded with NULs, so the header keeps its size.
  */
 function cleanField(header: Buffer, field: TextField, cleaner: TextCleaner): number {
   const bytes = header.subarray(field.offset, field.offset + field.length);
   if (bytes.every((byte) => byte === 0)) return 0;
   const cleaned = cleanTextBytes(bytes, cleaner);
   if (!cleaned) return 0;
-  const fitted = truncate(cleaned.bytes, field.length, isUtf8(bytes));
+  const fitted = fitText(cleaned, field.length);
   bytes.fill(0);
   fitted.copy(bytes);
   return cleaned.replacements;
@@ -144,7 +159,8 @@ function cleanTextExtension(extension: NiftiExtension, header: NiftiHeader, clea
 
   const cleaned = cleanTextBytes(content, cleaner);
   if (!cleaned) return { raw: extension.raw, replacements: 0 };
-  const size = alignTo16(8 + cleaned.bytes.length);
+  const text = Buffer.from(cleaned.text, cleaned.encoding);
+  const size = alignTo16(8 + text.length);
   const raw = Buffer.alloc(size);
   if (header.littleEndian) {
     raw.writeInt32LE(size, 0);
@@ -153,7 +169,7 @@ function cleanTextExtension(extension: NiftiExtension, header: NiftiHeader, clea
     raw.writeInt32BE(size, 0);
     raw.writeInt32BE(extension.code, 4);
   }
-  cleaned.bytes.copy(raw, 8);
+  text.copy(raw, 8);
   return { raw, replacements: cleaned.replacements };
 }
 
