@@ -9,6 +9,8 @@ function cell(value: string | number | boolean | undefined): string {
 export function keyPayloadToCsv(payload: unknown): string {
   const key = payload as KeyPayload;
   const rows: Array<Array<string | number | boolean | undefined>> = [["kind", "original", "replacement", "detail"]];
+  // The secret lets a later run continue the series: save it in a file and pass --secret.
+  if (key.secret) rows.push(["secret", "", key.secret, key.secretSupplied ? "supplied" : "generated"]);
   for (const patient of key.patients ?? []) {
     rows.push(["patient", patient.originalId, patient.pseudonymId, `shiftDays=${patient.shiftDays}${patient.mapped ? ";mapped" : ""}`]);
   }

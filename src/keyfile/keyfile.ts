@@ -313,7 +313,8 @@ async function openKeyFile(path: string): Promise<{ handle: FileHandle; size: nu
   try {
     handle = await open(path, "r");
   } catch (error) {
-    throw new DeidError("IO", `${path}: cannot open the key file`, {
+    // A missing or unreadable key path is a usage error (exit 2), like a missing --secret file.
+    throw new DeidError("USAGE", `${path}: cannot open the key file (${(error as NodeJS.ErrnoException).code ?? "error"})`, {
       path,
       hint: "Check the path and its permissions.",
       cause: error,

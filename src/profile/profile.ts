@@ -122,7 +122,7 @@ export function compileProfile(options: Iterable<OptionName>): CompiledProfile {
   const selected = new Set(options);
   if (selected.has("retain-longitudinal-full-dates") && selected.has("retain-longitudinal-modified-dates")) {
     throw new UsageError("retain-longitudinal-full-dates and retain-longitudinal-modified-dates exclude each other", {
-      hint: "select one of the two --option values",
+      hint: "pass only one of the two as --option",
     });
   }
   const exact = new Map<Tag, Rule>();
@@ -178,7 +178,10 @@ export function selectOptions(preset: string, extra: readonly string[]): OptionN
     if (!(name in OPTION_COLUMNS)) {
       throw new UsageError(`unknown option "${name}"`, { hint: `use one of: ${OPTION_NAMES.join(", ")}` });
     }
-    selected.add(name as OptionName);
   }
+  // A date option given explicitly replaces the preset's other date option; both given explicitly still conflict.
+  if (extra.includes("retain-longitudinal-full-dates")) selected.delete("retain-longitudinal-modified-dates");
+  if (extra.includes("retain-longitudinal-modified-dates")) selected.delete("retain-longitudinal-full-dates");
+  for (const name of extra) selected.add(name as OptionName);
   return OPTION_NAMES.filter((name) => selected.has(name));
 }

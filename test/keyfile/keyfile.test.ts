@@ -260,10 +260,10 @@ describe("reader errors", () => {
     expect(`${error.message}${error.hint}`).not.toContain("hunter2-typo");
   });
 
-  test("missing file is an IO error", async () => {
+  test("missing file is a usage error", async () => {
     const path = join(dir, "absent.dkey");
     const error = await captureError(() => readKeyFile(path, alice));
-    expect(error.code).toBe("IO");
+    expect(error.code).toBe("USAGE");
     expect(error.path).toBe(path);
   });
 

@@ -169,8 +169,15 @@ describe("options", () => {
     expect((error as UsageError).hint).toBeTruthy();
   });
 
-  test("rejects full dates added to research", () => {
+  test("full dates replace the research preset's modified dates", () => {
     const options = selectOptions("research", ["retain-longitudinal-full-dates"]);
+    expect(options).toContain("retain-longitudinal-full-dates");
+    expect(options).not.toContain("retain-longitudinal-modified-dates");
+    expect(() => compileProfile(options)).not.toThrow();
+  });
+
+  test("rejects both date options given explicitly", () => {
+    const options = selectOptions("basic", ["retain-longitudinal-full-dates", "retain-longitudinal-modified-dates"]);
     expect(() => compileProfile(options)).toThrow(UsageError);
   });
 });
