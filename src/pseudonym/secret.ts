@@ -57,6 +57,14 @@ export async function isReadableByOthers(path: string): Promise<boolean> {
   return (info.mode & 0o077) !== 0;
 }
 
+/** Reads the text form written by `encodeSecret`; returns undefined when it is not one. */
+export function decodeSecret(text: string): Uint8Array | undefined {
+  const line = text.trim();
+  if (!line.startsWith(SECRET_PREFIX)) return undefined;
+  const secret = Buffer.from(line.slice(SECRET_PREFIX.length), "base64url");
+  return secret.length === SECRET_BYTES ? new Uint8Array(secret) : undefined;
+}
+
 export function encodeSecret(secret: Uint8Array): string {
   return `${SECRET_PREFIX}${Buffer.from(secret).toString("base64url")}`;
 }

@@ -8,6 +8,7 @@ import { OPTION_NAMES, PRESETS, selectOptions } from "../../profile/profile.js";
 import { readSecret } from "../../pseudonym/secret.js";
 import { anonymize, type RunEvent } from "../../run/anonymize.js";
 import { TOOL_NAME, TOOL_VERSION } from "../../version.js";
+import { readContinuation } from "../continue-key.js";
 import { readCrosswalk } from "../crosswalk.js";
 import { EXIT } from "../exit-codes.js";
 import type { CliOutput } from "../output.js";
@@ -18,6 +19,8 @@ interface AnonymizeFlags {
   keyOut?: string;
   report?: string;
   secret?: string;
+  continue?: string;
+  identity?: string;
   map?: string;
   profile: string;
   option?: string[];
@@ -38,6 +41,7 @@ Examples:
       writes shared_out/, the sealed key shared_out.deidkey and shared_out.report.json
   $ deidkit anonymize Data/ out/ --recipient keys/recipient.pub --profile basic --option retain-uids
   $ deidkit anonymize Data/ out/ --recipient keys/recipient.pub --secret study.secret --map crosswalk.csv
+  $ deidkit anonymize NewData/ out2/ --recipient keys/recipient.pub --continue out.deidkey --identity keys/identity.key
   $ deidkit anonymize Data/ out/ --recipient keys/recipient.pub --dry-run
 
 Exit codes: 0 all files de-identified, 1 some files left out (see the report),
@@ -89,6 +93,8 @@ export function anonymizeCommand(output: () => CliOutput, setExit: (code: number
     .option("--key-out <FILE>", "where to write the sealed key (default: OUTPUT.deidkey; never inside OUTPUT)")
     .option("--report <FILE>", "where to write the run report (default: OUTPUT.report.json)")
     .option("--secret <FILE>", "32-byte secret (from `deidkit secret new`) for pseudonyms that match earlier runs")
+    .option("--continue <KEYFILE>", "continue the series of an earlier run: its secret and --map pseudonyms (needs --identity)")
+    .option("-i, --identity <FILE>", "identity that opens the --continue key")
     .option("--map <FILE>", "CSV of original patient ID, pseudonym; these win over derived pseudonyms")
     .addOption(new Option("--profile <NAME>", "preset: basic (bare Basic Profile) or research").default("research").argParser(oneOf(Object.keys(PRESETS))))
     .option("--option <NAME>", `add a PS3.15 option to the profile; repeatable (${OPTION_NAMES.join(", ")})`, collect)
@@ -105,8 +111,14 @@ export function anonymizeCommand(output: () => CliOutput, setExit: (code: number
       const out = output();
       const options = selectOptions(flags.profile, flags.option ?? []);
       const recipients = flags.dryRun ? [] : await loadRecipients(flags.recipient ?? []);
-      const secret = flags.secret ? await readSecret(flags.secret) : undefined;
-      const crosswalk = flags.map ? await readCrosswalk(flags.map) : undefined;
+      if (flags.secret && flags.continue) {
+        throw new UsageError("--secret and --continue both set the secret", { hint: "pass only one of them" });
+      }
+      const continued = flags.continue ? await readContinuation(flags.continue, flags.identity) : undefined;
+      const secret = flags.secret ? await readSecret(flags.secret) : continued?.secret;
+      const mapped = flags.map ? await readCrosswalk(flags.map) : undefined;
+      // Pseudonyms from the new --map win over those carried over from the earlier run.
+      const crosswalk = continued || mapped ? new Map([...(continued?.crosswalk ?? []), ...(mapped ?? [])]) : undefined;
       const plan: Array<{ path: string; action: string; reason?: string }> = [];
       const jobs = flags.jobs ?? availableParallelism();
       const result = await anonymize({

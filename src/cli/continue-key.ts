@@ -1,0 +1,35 @@
+/**
+ * `anonymize --continue KEYFILE --identity FILE`: takes the secret and the
+ * --map pseudonyms of an earlier run from its key, so that a returning
+ * patient gets the same pseudonym, UIDs and date shift as before.
+ */
+import { UsageError } from "../errors.js";
+import { readIdentityFile, readKeyFile } from "../keyfile/index.js";
+import { decodeSecret } from "../pseudonym/secret.js";
+import type { KeyPayload } from "../run/key-payload.js";
+
+export interface ContinuedRun {
+  secret: Uint8Array;
+  /** Original Patient ID to pseudonym for the patients that an earlier --map named. */
+  crosswalk: Map<string, string>;
+}
+
+export async function readContinuation(keyPath: string, identityPath: string | undefined): Promise<ContinuedRun> {
+  if (!identityPath) {
+    throw new UsageError("--continue needs --identity to open the earlier key", {
+      hint: "pass the identity the earlier key was sealed to: --continue OLD.deidkey --identity keys/identity.key",
+    });
+  }
+  const { payload } = await readKeyFile(keyPath, await readIdentityFile(identityPath));
+  const key = payload as unknown as KeyPayload;
+  const secret = typeof key.secret === "string" ? decodeSecret(key.secret) : undefined;
+  if (!secret) {
+    throw new UsageError("the key given to --continue holds no secret", {
+      path: keyPath,
+      hint: "pass a key file written by deidkit anonymize",
+    });
+  }
+  const crosswalk = new Map<string, string>();
+  for (const patient of key.patients ?? []) if (patient.mapped) crosswalk.set(patient.originalId, patient.pseudonymId);
+  return { secret, crosswalk };
+}
