@@ -44,6 +44,16 @@ const DATE_PATTERN = new RegExp(
   "giu",
 );
 
+/** Every recognised form has a four-digit year, so text without one is skipped quickly. */
+const YEAR = /\d{4}/;
+
+/** Start of every recognised date: digits and a separator, or a month name and a space. */
+const DATE_START = /^(?:\d{1,4}[-./ ]|\d{8}|\p{L}{3,9}\.? \d)/u;
+
+/** Results of replaceDateText by shift and text: tables repeat their dates in many rows. */
+const replacedTexts = new Map<string, DateTextResult>();
+const MAX_REMEMBERED_TEXTS = 65_536;
+
 export interface DateTextResult {
   text: string;
   /** Number of dates shifted or replaced. */
@@ -156,6 +166,19 @@ function readMatch(groups: Groups): FoundDate | undefined {
  * served by the run's cleaner, which contains the dates the registry learnt.
  */
 export function replaceDateText(text: string, shiftDays: number | undefined): DateTextResult {
+  if (!YEAR.test(text)) return { text, replaced: 0 };
+  const memoKey = `${shiftDays ?? ""}\0${text}`;
+  const remembered = replacedTexts.get(memoKey);
+  if (remembered) return remembered;
+  const result = replaceDates(text, shiftDays);
+  if (text.length <= 256) {
+    if (replacedTexts.size >= MAX_REMEMBERED_TEXTS) replacedTexts.clear();
+    replacedTexts.set(memoKey, result);
+  }
+  return result;
+}
+
+function replaceDates(text: string, shiftDays: number | undefined): DateTextResult {
   let replaced = 0;
   const out = text.replace(DATE_PATTERN, (match: string, ...rest: unknown[]) => {
     const found = readMatch(rest[rest.length - 1] as Groups);
@@ -182,7 +205,7 @@ export function datesIn(text: string): CalendarDate[] {
  */
 export function isDateText(text: string): boolean {
   const trimmed = text.trim();
-  if (trimmed.length < 8 || trimmed.length > 40) return false;
+  if (trimmed.length < 8 || trimmed.length > 40 || !DATE_START.test(trimmed)) return false;
   const matches = [...trimmed.matchAll(DATE_PATTERN)];
   if (matches.length !== 1 || matches[0][0] !== trimmed) return false;
   const found = readMatch(matches[0].groups as Groups);

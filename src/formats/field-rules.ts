@@ -208,7 +208,7 @@ const MAX_CACHED_TEXT_LENGTH = 1024;
 
 /**
  * Wraps the run's cleaner for one file, remembering the results for short
- * texts. The cache is emptied when it holds MAX_CACHED_TEXTS texts, so its
+ * texts. The cache is emptied when it reaches MAX_CACHED_TEXTS texts, so its
  * memory does not grow with the file.
  */
 export function cachingCleaner(cleaner: Cleaner): Cleaner {

@@ -147,9 +147,23 @@ const TAG_KEY = /^[0-9A-Fa-f]{8}$/;
  * their PS3.6 keyword, so "00100020" is a patient ID like "PatientID".
  */
 export function classifyField(name: string): FieldClass {
+  let fieldClass = classified.get(name);
+  if (fieldClass === undefined) {
+    fieldClass = classifyUncached(name);
+    if (classified.size >= MAX_CLASSIFIED_NAMES) classified.clear();
+    classified.set(name, fieldClass);
+  }
+  return fieldClass;
+}
+
+/** Names classified so far: a JSON file repeats its keys in every record. */
+const classified = new Map<string, FieldClass>();
+const MAX_CLASSIFIED_NAMES = 10_000;
+
+function classifyUncached(name: string): FieldClass {
   if (TAG_KEY.test(name)) {
     const keyword = lookupTag(Number.parseInt(name, 16) >>> 0)?.keyword;
-    return keyword ? classifyField(keyword) : "none";
+    return keyword ? classifyUncached(keyword) : "none";
   }
   const flat = normaliseFieldName(name);
   if (flat.length === 0) return "none";
