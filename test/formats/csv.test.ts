@@ -164,6 +164,44 @@ describe("csv cohort table", () => {
   });
 });
 
+describe("csv learning", () => {
+  function table(rows: number): string {
+    const lines = ["patient_id,name,plan_date,reviewer"];
+    for (let row = 0; row < rows; row++) lines.push(`${1000 + (row % 3)},Pat${row % 3} Roe,2019-03-0${1 + (row % 3)},Tom Brown`);
+    return `${lines.join("\n")}\n`;
+  }
+
+  /** Counts the registry calls a worker would send for the table, starting from an empty registry. */
+  async function journalLength(rows: number): Promise<number> {
+    const fresh = await makeFormatRun(csvFormat);
+    try {
+      fresh.registry.journal = [];
+      await fresh.run(`rows-${rows}.csv`, table(rows));
+      return fresh.registry.journal.length;
+    } finally {
+      await fresh.cleanup();
+    }
+  }
+
+  test("registry calls do not grow with rows", async () => {
+    const small = await journalLength(30);
+    const large = await journalLength(3000);
+    expect(small).toBeGreaterThan(0);
+    expect(large).toBe(small);
+  });
+
+  test("learns at most 1000 distinct dates", async () => {
+    const lines = ["patient_id,event_date"];
+    const start = Date.UTC(2000, 0, 1);
+    for (let day = 0; day < 1500; day++) lines.push(`12345678,${new Date(start + day * 86_400_000).toISOString().slice(0, 10)}`);
+    const path = join(format.dir, "events.csv");
+    await writeFile(path, `${lines.join("\n")}\n`);
+    await csvFormat.learn!(path, { registry: format.registry, relativePath: "events.csv", learnNested: () => Promise.resolve() });
+    const isoDates = format.registry.allTerms().filter((term) => term.category === "date" && /^\d{4}-\d{2}-\d{2}$/.test(term.text));
+    expect(isoDates).toHaveLength(1000);
+  });
+});
+
 describe("csv layout", () => {
   test("copies a table without identifiers byte for byte", async () => {
     const text = '\uFEFF"structure";"d95";"comment"\r\n"PTV";77,2;"a ""quoted"" word"\r\nRectum;;\r\n\r\n"multi\nline";1;x"y';
