@@ -9,6 +9,7 @@ import { TOOL_VERSION } from "../version.js";
 import { anonymizeCommand } from "./commands/anonymize.js";
 import { keyCommand, keygenCommand, secretCommand } from "./commands/keys.js";
 import { profileCommand } from "./commands/profile.js";
+import { reidentifyCommand } from "./commands/reidentify.js";
 import { scanCommand } from "./commands/scan.js";
 import { verifyCommand } from "./commands/verify.js";
 import { EXIT, exitCodeFor } from "./exit-codes.js";
@@ -44,6 +45,7 @@ export function buildProgram(output: CliOutput, setExit: (code: number) => void)
     secretCommand(current),
     profileCommand(current),
     verifyCommand(current, setExit),
+    reidentifyCommand(current, setExit),
     scanCommand(current),
   ]) {
     program.addCommand(command);
