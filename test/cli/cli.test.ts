@@ -202,8 +202,8 @@ const CASES: CliCase[] = [
     writesNothing: true,
   },
   {
-    name: "anonymize with full dates added to research",
-    args: (tree) => anonymizeArgs(tree, "--option", "retain-longitudinal-full-dates"),
+    name: "anonymize with both date options",
+    args: (tree) => anonymizeArgs(tree, "--profile", "basic", "--option", "retain-longitudinal-full-dates", "--option", "retain-longitudinal-modified-dates"),
     code: 2,
     stderr: [/exclude each other/],
     absent: ["out"],
