@@ -47,4 +47,13 @@ export class IdentifierMatcher {
     }
     return [...found.values()];
   }
+
+  /**
+   * Returns `text` with every identifier replaced by "[#N]", N being its
+   * index, so that a file name or archive member name can be printed.
+   */
+  redact(text: string): string {
+    if (!this.pattern) return text;
+    return text.replace(this.pattern, (match) => `[#${this.indexByText.get(match.toLowerCase()) ?? "?"}]`);
+  }
 }

@@ -12,7 +12,7 @@ import { fileViews } from "./views.js";
 export type Severity = "error" | "warning";
 
 export interface Finding {
-  /** Path of the file relative to the verified folder. */
+  /** Path of the file relative to the verified folder. In key mode each identifier in it is replaced by "[#N]". */
   file: string;
   /** Where in the file: "path", "bytes", a DICOM tag path, an archive member. */
   place: string;
@@ -77,6 +77,13 @@ export async function verifyTree(root: string, options: VerifyOptions = {}): Pro
     for (const finding of await checkDicomRules(entry.path)) add({ file: entry.relativePath, ...finding });
   }
   options.onProgress?.(entries.length, entries.length);
+  // A file, folder or archive member named after an identifier must not be printed as found.
+  if (matcher) {
+    for (const finding of findings) {
+      finding.file = matcher.redact(finding.file);
+      finding.place = matcher.redact(finding.place);
+    }
+  }
   const errors = findings.filter((finding) => finding.severity === "error").length;
   return { filesChecked: entries.length, findings, errors, warnings: findings.length - errors };
 }
