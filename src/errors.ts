@@ -13,6 +13,8 @@ export type ErrorCode =
   | "IO"
   | "OUTPUT_EXISTS"
   | "PATH_OVERLAP"
+  | "LOCKED"
+  | "INPUT_INVALID"
   | "DICOM_INVALID"
   | "DICOM_UNSUPPORTED"
   | "LIMIT_EXCEEDED"

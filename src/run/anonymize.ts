@@ -4,8 +4,8 @@
  */
 import { randomBytes } from "node:crypto";
 import { rmSync } from "node:fs";
-import { mkdir, realpath, rename, rm, rmdir, stat, writeFile } from "node:fs/promises";
-import { dirname, isAbsolute, join, relative, resolve, sep } from "node:path";
+import { mkdir, readdir, readFile, realpath, rename, rm, rmdir, stat, unlink, writeFile } from "node:fs/promises";
+import { basename, dirname, isAbsolute, join, relative, resolve, sep } from "node:path";
 
 import { DeidError, UsageError } from "../errors.js";
 import { DEFAULT_READ_LIMITS, type ReadLimits } from "../dicom/reader.js";
@@ -14,11 +14,29 @@ import { TextCleaner, uidMapper } from "../deid/cleaner.js";
 import { IdentifierRegistry, type Term } from "../deid/identifiers.js";
 import { compileProfile, type CompiledProfile, type OptionName } from "../profile/profile.js";
 import { initSodium, randomSecret } from "../pseudonym/keyed-hash.js";
+import { TOOL_VERSION } from "../version.js";
 import { PathMapper, checkPathsDisjoint } from "../tree/paths.js";
 import { walkTree, type TreeEntry } from "../tree/walk.js";
 import { buildKeyPayload, type FileRecord } from "./key-payload.js";
 import { WorkerPool, workersAvailable } from "./pool.js";
 import { addCounts, buildReport, type QuarantineEntry, type RunReport } from "./report.js";
+import {
+  inputSignature,
+  readRunState,
+  ResumeJournal,
+  sameSignature,
+  secretCheckOf,
+  settingsCheckOf,
+  sha256OfFile,
+  STATE_FORMAT,
+  STATE_VERSION,
+  writeRunState,
+  type InputSignature,
+  type JournalEntry,
+  type RunPhase,
+  type RunState,
+} from "./resume.js";
+import { acquireRunLock, releaseHeldLocksSync } from "./run-lock.js";
 import { TaskRunner, type FileKind, type LearnResult, type Problem, type RunSetup, type WriteResult, type WriteTask } from "./tasks.js";
 
 export interface AnonymizeOptions {
@@ -39,11 +57,22 @@ export interface AnonymizeOptions {
   passThrough?: readonly string[];
   limits?: Partial<ReadLimits>;
   maxInflatedBytes?: number;
+  /**
+   * Finishes a run with the same settings that was killed (kill -9, power
+   * loss) and left OUTPUT.deidkit-partial behind. Needs `secret`, because
+   * a new random secret would give other pseudonyms.
+   */
+  resume?: boolean;
+  /** A file that cannot be de-identified is left out and listed ("quarantine", the default) or fails the run ("fail"). */
+  onInvalid?: OnInvalid;
   onEvent?: (event: RunEvent) => void;
 }
 
+export type OnInvalid = "quarantine" | "fail";
+
 export type RunEvent =
-  | { type: "phase"; phase: "scan" | "learn" | "write" | "key" }
+  | { type: "phase"; phase: "scan" | "learn" | "write" | "key" | "report" | "publish" }
+  | { type: "resumed"; filesKept: number }
   | { type: "progress"; phase: "learn" | "write"; done: number; total: number }
   | { type: "quarantined"; outputPath: string; reason: string; message: string }
   | { type: "planned"; outputPath: string; action: "write" | "quarantine"; reason?: string }
@@ -57,16 +86,26 @@ export interface AnonymizeResult {
 }
 
 /**
- * Staging folders of runs in progress, removed by `removeStagingFolders` when
- * the process is interrupted, so that no partial output is left behind.
+ * Paths that runs in this process have written but not published (staging
+ * folders, state and journal files, and the key and report written just
+ * before publishing). `removeStagingFolders` removes them when the process
+ * is interrupted, so that no partial output is left behind.
  */
-const activeStaging = new Set<string>();
+const unpublished = new Set<string>();
 
 const MIN_FILES_FOR_WORKERS = 16;
 
+/** Files handed to the workers at once; the journal records each batch when it is done. */
+const FILES_PER_BATCH = 64;
+
+/**
+ * Removes every unpublished path of this process and releases its run
+ * locks; for SIGINT and SIGTERM handlers. Returns the paths it could not
+ * remove.
+ */
 export function removeStagingFolders(): string[] {
   const left: string[] = [];
-  for (const path of activeStaging) {
+  for (const path of unpublished) {
     try {
       // Worker threads may still be writing into the folder, hence the retries.
       rmSync(path, { recursive: true, force: true, maxRetries: 5, retryDelay: 50 });
@@ -74,8 +113,34 @@ export function removeStagingFolders(): string[] {
       left.push(path);
     }
   }
-  activeStaging.clear();
+  unpublished.clear();
+  releaseHeldLocksSync();
   return left;
+}
+
+/** The paths one run writes, all derived from OUTPUT and the key and report paths. */
+export interface RunPaths {
+  output: string;
+  /** Folder the files are written into, renamed to OUTPUT when the run succeeds. */
+  staging: string;
+  /** The run's settings check and phase, for --resume. */
+  state: string;
+  /** Encrypted record of each completed file, for --resume. */
+  journal: string;
+  keyPath: string;
+  reportPath: string;
+}
+
+export function runPaths(output: string, keyOut?: string, reportOut?: string): RunPaths {
+  const base = output.replace(/[/\\]+$/, "");
+  return {
+    output: base,
+    staging: `${base}.deidkit-partial`,
+    state: `${base}.deidkit-state.json`,
+    journal: `${base}.deidkit-journal`,
+    keyPath: keyOut ?? `${base}.deidkey`,
+    reportPath: reportOut ?? `${base}.report.json`,
+  };
 }
 
 async function pathExists(path: string): Promise<boolean> {
@@ -87,7 +152,7 @@ async function pathExists(path: string): Promise<boolean> {
   }
 }
 
-async function checkArguments(options: AnonymizeOptions, keyPath: string, reportPath: string): Promise<void> {
+async function checkInputAndParent(options: AnonymizeOptions): Promise<void> {
   let info;
   try {
     info = await stat(options.input);
@@ -97,20 +162,24 @@ async function checkArguments(options: AnonymizeOptions, keyPath: string, report
   if (!info.isDirectory()) {
     throw new UsageError("INPUT is not a folder", { hint: "pass the folder that holds the files to de-identify" });
   }
-  if (await pathExists(options.output)) {
-    throw new DeidError("OUTPUT_EXISTS", "OUTPUT already exists", {
-      hint: "choose a new OUTPUT path; deidkit never writes into an existing folder",
-    });
-  }
   if (!(await pathExists(dirname(resolve(options.output))))) {
     throw new UsageError("the folder for OUTPUT does not exist", {
       path: dirname(resolve(options.output)),
       hint: "create the parent folder first, because deidkit creates only OUTPUT itself",
     });
   }
-  await checkPathsDisjoint(options.input, options.output, keyPath);
-  await checkReportFolder(options.input, options.output, reportPath);
-  for (const [path, what] of [[keyPath, "key file"], [reportPath, "report"]] as const) {
+}
+
+/** Checks that OUTPUT, the key and the report do not exist yet and do not overlap INPUT. */
+async function checkNewOutputs(options: AnonymizeOptions, paths: RunPaths): Promise<void> {
+  if (await pathExists(options.output)) {
+    throw new DeidError("OUTPUT_EXISTS", "OUTPUT already exists", {
+      hint: "choose a new OUTPUT path; deidkit never writes into an existing folder",
+    });
+  }
+  await checkPathsDisjoint(options.input, options.output, paths.keyPath);
+  await checkReportFolder(options.input, options.output, paths.reportPath);
+  for (const [path, what] of [[paths.keyPath, "key file"], [paths.reportPath, "report"]] as const) {
     if (await pathExists(path)) {
       throw new DeidError("OUTPUT_EXISTS", `the ${what} already exists`, {
         hint: `remove it or choose another path (--${what === "key file" ? "key-out" : "report"})`,
@@ -175,7 +244,8 @@ class AnonymizeRun {
     return (done) => this.emit({ type: "progress", phase, done, total });
   }
 
-  async run(keyPath: string, reportPath: string): Promise<AnonymizeResult> {
+  /** Runs both passes; `resume` is set when an interrupted run of the same settings is being finished. */
+  async run(paths: RunPaths, resume: RunState | undefined): Promise<AnonymizeResult> {
     this.emit({ type: "phase", phase: "scan" });
     this.entries = await walkTree(this.options.input);
     const regularFiles: TreeEntry[] = [];
@@ -191,13 +261,32 @@ class AnonymizeRun {
     try {
       const acceptedFiles = await this.learnPass(regularFiles);
       const terms = this.registry.allTerms();
-      const paths = new PathMapper(new TextCleaner(terms, uidMapper(this.setup.secret)));
-      for (const entry of this.entries) this.outputPathOf.set(entry, paths.map(entry.relativePath));
-      if (this.options.dryRun) return this.planOnly(acceptedFiles, keyPath, reportPath);
-      return await this.writeAndPublish(acceptedFiles, terms, keyPath, reportPath);
+      const mapper = new PathMapper(new TextCleaner(terms, uidMapper(this.setup.secret)));
+      for (const entry of this.entries) this.outputPathOf.set(entry, mapper.map(entry.relativePath));
+      this.failOnFirstProblem(acceptedFiles);
+      if (this.options.dryRun) return this.planOnly(acceptedFiles, paths);
+      return await this.writeAndPublish(acceptedFiles, terms, paths, resume);
     } finally {
       await this.pool?.close();
     }
+  }
+
+  /**
+   * With --on-invalid fail, raises INPUT_INVALID for the first file (in
+   * INPUT's path order) left out so far, naming it as the report would.
+   */
+  private failOnFirstProblem(acceptedFiles: readonly TreeEntry[]): void {
+    if (this.options.onInvalid !== "fail") return;
+    const index = this.entries.findIndex((entry) => this.quarantine.has(entry));
+    if (index < 0) return;
+    const entry = this.entries[index];
+    const problem = this.quarantine.get(entry)!;
+    const published = publishedFolders(acceptedFiles.map((accepted) => this.outputPathOf.get(accepted)!));
+    const name = leftOutName(this.outputPathOf.get(entry)!, index, published);
+    throw new DeidError("INPUT_INVALID", `a file cannot be de-identified: ${problem.reason}: ${problem.message}`, {
+      path: name,
+      hint: "fix or remove that file, or run with --on-invalid quarantine to leave such files out and list them in the report",
+    });
   }
 
   /** Pass 1: learns every file's identifiers; returns the files that will be written, in tree order. */
@@ -254,7 +343,7 @@ class AnonymizeRun {
     if (unmatched > 0) this.emit({ type: "warning", message: `${unmatched} --map rows match no patient in INPUT` });
   }
 
-  private planOnly(acceptedFiles: TreeEntry[], keyPath: string, reportPath: string): AnonymizeResult {
+  private planOnly(acceptedFiles: TreeEntry[], paths: RunPaths): AnonymizeResult {
     for (const entry of acceptedFiles) {
       this.files.push({ input: entry.relativePath, output: this.outputPathOf.get(entry)!, status: "written" });
     }
@@ -264,19 +353,30 @@ class AnonymizeRun {
       const outputPath = problem ? leftOutName(this.outputPathOf.get(entry)!, index, published) : this.outputPathOf.get(entry)!;
       this.emit({ type: "planned", outputPath, action: problem ? "quarantine" : "write", reason: problem?.reason });
     });
-    return { report: this.buildReport(true), keyPath, reportPath, outputPath: this.options.output };
+    return { report: this.buildReport(true), keyPath: paths.keyPath, reportPath: paths.reportPath, outputPath: this.options.output };
   }
 
-  /** Pass 2: writes every file into a staging folder, seals the key, then publishes OUTPUT. */
-  private async writeAndPublish(acceptedFiles: TreeEntry[], terms: Term[], keyPath: string, reportPath: string): Promise<AnonymizeResult> {
+  /**
+   * Pass 2: writes every file into the staging folder, then the key, then
+   * the report, then renames the staging folder to OUTPUT. The state file
+   * records each step, so that --resume can finish a killed run.
+   */
+  private async writeAndPublish(acceptedFiles: TreeEntry[], terms: Term[], paths: RunPaths, resume: RunState | undefined): Promise<AnonymizeResult> {
     this.emit({ type: "phase", phase: "write" });
-    const staging = `${this.options.output.replace(/[/\\]+$/, "")}.deidkit-partial-${randomBytes(4).toString("hex")}`;
-    await mkdir(staging, { recursive: false });
-    activeStaging.add(staging);
+    const setPhase = (phase: RunPhase): Promise<void> => writeRunState(paths.state, { ...this.stateBase(), phase });
+    unpublished.add(paths.state).add(paths.journal).add(paths.staging);
+    let published = false;
     try {
-      await this.writePass(acceptedFiles, terms, staging);
+      await setPhase("write");
+      const journal = new ResumeJournal(paths.journal, this.setup.secret);
+      const reused = resume ? await this.reuseCompletedFiles(acceptedFiles, paths, journal) : new Map<string, JournalEntry>();
+      await mkdir(paths.staging, { recursive: true });
+      if (resume) this.emit({ type: "resumed", filesKept: reused.size });
+      await this.writePass(acceptedFiles, terms, paths, journal, reused);
       const report = this.buildReport(false);
+
       this.emit({ type: "phase", phase: "key" });
+      await setPhase("key");
       const payload = buildKeyPayload({
         secret: this.setup.secret,
         secretSupplied: this.options.secret !== undefined,
@@ -285,47 +385,101 @@ class AnonymizeRun {
         files: this.files,
         report,
       });
-      await this.options.writeKey(keyPath, payload, {
+      await this.options.writeKey(paths.keyPath, payload, {
         patients: this.registry.patients.size,
         files: report.filesWritten,
         uids: this.uidMap.size,
         profile: report.options.join(",") || "basic",
       });
-      await rename(staging, this.options.output);
-      activeStaging.delete(staging);
-      await writeReport(reportPath, report);
-      return { report, keyPath, reportPath, outputPath: this.options.output };
+      unpublished.add(paths.keyPath);
+
+      this.emit({ type: "phase", phase: "report" });
+      await setPhase("report");
+      const reportTarget = reportPathBeforePublish(paths);
+      unpublished.add(reportTarget);
+      await writeReport(reportTarget, report);
+
+      await setPhase("publish");
+      this.emit({ type: "phase", phase: "publish" });
+      await rename(paths.staging, paths.output);
+      published = true;
+      return { report, keyPath: paths.keyPath, reportPath: paths.reportPath, outputPath: this.options.output };
     } finally {
-      if (activeStaging.has(staging)) {
-        await rm(staging, { recursive: true, force: true });
-        activeStaging.delete(staging);
-      }
+      await finishRun(paths, published);
     }
   }
 
-  private async writePass(acceptedFiles: TreeEntry[], terms: Term[], staging: string): Promise<void> {
-    const tasks: WriteTask[] = [];
+  /** The part of the state file that does not change during the run. */
+  private stateBase(): Omit<RunState, "phase"> {
+    return {
+      format: STATE_FORMAT,
+      version: STATE_VERSION,
+      secretCheck: secretCheckOf(this.setup.secret),
+      settingsCheck: settingsCheckOf(this.setup.secret, runSettings(this.options, this.setup)),
+    };
+  }
+
+  /**
+   * Keeps the files of the staging folder that the journal records as
+   * complete, with an unchanged input and the recorded checksum, and
+   * deletes everything else there (temporary files, files whose journal
+   * entry was not written before the kill). Returns the kept entries by
+   * output path.
+   */
+  private async reuseCompletedFiles(acceptedFiles: readonly TreeEntry[], paths: RunPaths, journal: ResumeJournal): Promise<Map<string, JournalEntry>> {
+    const recorded = await journal.load();
+    const kept = new Map<string, JournalEntry>();
+    if (!(await pathExists(paths.staging))) return kept;
     for (const entry of acceptedFiles) {
-      const finalPath = join(staging, this.outputPathOf.get(entry)!);
+      const output = this.outputPathOf.get(entry)!;
+      const record = recorded.get(output);
+      if (!record || record.input !== entry.relativePath) continue;
+      if (!sameSignature(record.signature, await inputSignature(entry.path))) continue;
+      const checksum = await sha256OfFile(join(paths.staging, output)).catch(() => undefined);
+      if (checksum === record.sha256) kept.set(output, record);
+    }
+    await pruneStaging(paths.staging, new Set(kept.keys()));
+    return kept;
+  }
+
+  private async writePass(acceptedFiles: TreeEntry[], terms: Term[], paths: RunPaths, journal: ResumeJournal, reused: ReadonlyMap<string, JournalEntry>): Promise<void> {
+    const written = new Array<WriteResult>(acceptedFiles.length);
+    const pending: Array<{ index: number; task: WriteTask }> = [];
+    for (const [index, entry] of acceptedFiles.entries()) {
+      const output = this.outputPathOf.get(entry)!;
+      const record = reused.get(output);
+      if (record) {
+        written[index] = record.result;
+        continue;
+      }
+      const finalPath = join(paths.staging, output);
       await mkdir(dirname(finalPath), { recursive: true });
       const tempPath = join(dirname(finalPath), `.deidkit-tmp-${randomBytes(6).toString("hex")}`);
-      tasks.push({ path: entry.path, relativePath: entry.relativePath, tempPath, finalPath, fileKind: this.fileKind.get(entry)! });
+      pending.push({ index, task: { path: entry.path, relativePath: entry.relativePath, tempPath, finalPath, fileKind: this.fileKind.get(entry)! } });
     }
-    const onDone = this.progress("write", tasks.length);
-    let written: WriteResult[];
-    if (this.pool) {
-      await this.pool.useTerms(terms);
-      written = await this.pool.run<WriteResult>(tasks.map((task) => ({ kind: "write", task })), onDone);
-    } else {
-      this.local.useTerms(terms);
-      written = await runLocally(tasks, (task) => this.local.write(task), onDone);
+    const onDone = this.progress("write", acceptedFiles.length);
+    if (this.pool) await this.pool.useTerms(terms);
+    else this.local.useTerms(terms);
+    for (let start = 0; start < pending.length; start += FILES_PER_BATCH) {
+      const batch = pending.slice(start, start + FILES_PER_BATCH);
+      const signatures = await Promise.all(batch.map(({ task }) => inputSignature(task.path)));
+      const doneBefore = reused.size + start;
+      const results = this.pool
+        ? await this.pool.run<WriteResult>(batch.map(({ task }) => ({ kind: "write", task })), (done) => onDone(doneBefore + done))
+        : await runLocally(batch, ({ task }) => this.local.write(task), (done) => onDone(doneBefore + done));
+      for (const [position, { index, task }] of batch.entries()) {
+        const result = results[position];
+        written[index] = result;
+        if (result.ok) await this.recordCompleted(journal, acceptedFiles[index], task, signatures[position], result);
+      }
+      this.failOnWriteProblem(acceptedFiles, batch.map(({ index }) => index), written);
     }
     const failedFolders: string[] = [];
     acceptedFiles.forEach((entry, index) => {
       const result = written[index];
       if (!result.ok) {
         this.quarantine.set(entry, result);
-        failedFolders.push(dirname(tasks[index].finalPath));
+        failedFolders.push(dirname(join(paths.staging, this.outputPathOf.get(entry)!)));
         return;
       }
       for (const [original, replacement] of result.uids) this.uidMap.set(original, replacement);
@@ -333,7 +487,28 @@ class AnonymizeRun {
       this.totals.push(result.counts);
       this.files.push({ input: entry.relativePath, output: this.outputPathOf.get(entry)!, status: "written", sopInstanceUid: result.sopInstanceUid });
     });
-    await removeEmptyFolders(failedFolders, staging);
+    await removeEmptyFolders(failedFolders, paths.staging);
+  }
+
+  private async recordCompleted(journal: ResumeJournal, entry: TreeEntry, task: WriteTask, signature: InputSignature, result: Extract<WriteResult, { ok: true }>): Promise<void> {
+    await journal.append({
+      input: entry.relativePath,
+      output: this.outputPathOf.get(entry)!,
+      signature,
+      sha256: await sha256OfFile(task.finalPath),
+      result,
+    });
+  }
+
+  /** With --on-invalid fail, stops the write pass at the first file of a batch that could not be written. */
+  private failOnWriteProblem(acceptedFiles: readonly TreeEntry[], indexes: readonly number[], written: readonly WriteResult[]): void {
+    if (this.options.onInvalid !== "fail") return;
+    for (const index of indexes) {
+      const result = written[index];
+      if (result.ok) continue;
+      this.quarantine.set(acceptedFiles[index], result);
+      this.failOnFirstProblem(acceptedFiles);
+    }
   }
 
   private buildReport(dryRun: boolean): RunReport {
@@ -365,9 +540,16 @@ class AnonymizeRun {
 
 export async function anonymize(options: AnonymizeOptions): Promise<AnonymizeResult> {
   await initSodium();
-  const keyPath = options.keyOut ?? `${options.output.replace(/[/\\]+$/, "")}.deidkey`;
-  const reportPath = options.reportOut ?? `${options.output.replace(/[/\\]+$/, "")}.report.json`;
-  await checkArguments(options, keyPath, reportPath);
+  const paths = runPaths(options.output, options.keyOut, options.reportOut);
+  if (options.resume && options.dryRun) {
+    throw new UsageError("--resume and --dry-run cannot be combined", { hint: "drop --dry-run to finish the interrupted run" });
+  }
+  if (options.resume && !options.secret) {
+    throw new UsageError("--resume needs the secret of the interrupted run", {
+      hint: "pass the same --secret FILE or --continue KEYFILE as the run that was interrupted",
+    });
+  }
+  await checkInputAndParent(options);
 
   const profile = compileProfile(options.options);
   const overrides = Object.entries(options.limits ?? {}).filter(([, value]) => value !== undefined);
@@ -380,7 +562,167 @@ export async function anonymize(options: AnonymizeOptions): Promise<AnonymizeRes
     passOptions: { limits, maxInflatedBytes: options.maxInflatedBytes ?? 4 * 1024 ** 3 },
     passThrough: [...(options.passThrough ?? [])],
   };
-  return new AnonymizeRun(options, profile, setup).run(keyPath, reportPath);
+  const run = new AnonymizeRun(options, profile, setup);
+  if (options.dryRun) {
+    await checkNewOutputs(options, paths);
+    return run.run(paths, undefined);
+  }
+
+  const emit = options.onEvent ?? (() => {});
+  const lock = await acquireRunLock(paths.output, (message) => emit({ type: "warning", message }));
+  try {
+    const start = await startOrResume(options, paths, setup);
+    if (start.kind === "published") return await finishPublished(paths, start.state);
+    return await run.run(paths, start.state);
+  } finally {
+    await lock.release();
+  }
+}
+
+/** The settings that must be equal for --resume to continue a run; `jobs` is left out, because it does not change the output. */
+function runSettings(options: AnonymizeOptions, setup: RunSetup): unknown {
+  return {
+    tool: TOOL_VERSION,
+    input: resolve(options.input),
+    output: resolve(options.output),
+    keyPath: resolve(runPaths(options.output, options.keyOut, options.reportOut).keyPath),
+    reportPath: resolve(runPaths(options.output, options.keyOut, options.reportOut).reportPath),
+    options: setup.options,
+    crosswalk: setup.crosswalk,
+    passThrough: setup.passThrough,
+    limits: setup.passOptions,
+    onInvalid: options.onInvalid ?? "quarantine",
+  };
+}
+
+type Start = { kind: "fresh"; state: undefined } | { kind: "resume"; state: RunState } | { kind: "published"; state: RunState };
+
+/**
+ * Decides, with the lock held, whether the run starts anew, continues an
+ * interrupted run, or only has to finish publishing one. Raises when the
+ * leftovers of an interrupted run are in the way, or do not match.
+ */
+async function startOrResume(options: AnonymizeOptions, paths: RunPaths, setup: RunSetup): Promise<Start> {
+  const stateExists = await pathExists(paths.state);
+  const stagingExists = await pathExists(paths.staging);
+  if (!options.resume) {
+    if (stateExists || stagingExists) {
+      throw new DeidError("OUTPUT_EXISTS", "an interrupted run of OUTPUT left its unfinished files", {
+        path: stagingExists ? paths.staging : paths.state,
+        hint: `finish it with --resume and the same --secret (or --continue), or delete ${paths.staging} and ${paths.state} to start again`,
+      });
+    }
+    await checkNewOutputs(options, paths);
+    return { kind: "fresh", state: undefined };
+  }
+  if (!stateExists) {
+    if (stagingExists) {
+      throw new DeidError("OUTPUT_EXISTS", "the unfinished folder of OUTPUT has no state file, so it cannot be resumed", {
+        path: paths.staging,
+        hint: "delete that folder and run again",
+      });
+    }
+    if (await pathExists(paths.output)) {
+      throw new DeidError("OUTPUT_EXISTS", "OUTPUT already exists: the run had finished, so there is nothing to resume", {
+        hint: "choose a new OUTPUT to run again",
+      });
+    }
+    // Killed before its state file was written: nothing to keep.
+    await checkNewOutputs(options, paths);
+    return { kind: "fresh", state: undefined };
+  }
+  const state = await readRunState(paths.state);
+  if (state.secretCheck !== secretCheckOf(setup.secret)) {
+    throw new DeidError("CONFIG", "the secret differs from the one of the interrupted run", {
+      path: paths.state,
+      hint: "pass the same --secret FILE or --continue KEYFILE as the interrupted run",
+    });
+  }
+  if (state.settingsCheck !== settingsCheckOf(setup.secret, runSettings(options, setup))) {
+    throw new DeidError("CONFIG", "INPUT, OUTPUT, the key or report path, or the options differ from those of the interrupted run", {
+      path: paths.state,
+      hint: `run again with the same arguments, or delete ${paths.staging} and ${paths.state} to start anew`,
+    });
+  }
+  if (state.phase === "publish" && (await pathExists(paths.output)) !== stagingExists) {
+    return { kind: "published", state };
+  }
+  if (await pathExists(paths.output)) {
+    throw new DeidError("OUTPUT_EXISTS", "OUTPUT exists next to the files of an unfinished run", {
+      hint: `delete ${paths.staging} and ${paths.state} if OUTPUT is complete, or move OUTPUT away and resume`,
+    });
+  }
+  if (state.phase !== "write") {
+    // Written by the interrupted run just before it was killed; rewritten with the same content.
+    await removeKeyAndReport(paths);
+  }
+  await checkNewOutputs(options, paths);
+  return { kind: "resume", state };
+}
+
+/** Removes the key and report that an interrupted run wrote before publishing, with their temporary files. */
+async function removeKeyAndReport(paths: RunPaths): Promise<void> {
+  await rm(paths.keyPath, { force: true });
+  await rm(paths.reportPath, { force: true });
+  await rm(`${paths.reportPath}.deidkit-tmp`, { force: true });
+  const keyFolder = dirname(paths.keyPath);
+  const keyTemp = new RegExp(`^\\.${escapeRegExp(basename(paths.keyPath))}\\.[0-9a-f]{12}\\.tmp$`);
+  for (const name of await readdir(keyFolder)) {
+    if (keyTemp.test(name)) await rm(join(keyFolder, name), { force: true });
+  }
+}
+
+function escapeRegExp(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+}
+
+/**
+ * Finishes a run that was killed after its key and report were written:
+ * renames the staging folder to OUTPUT if that had not happened yet, and
+ * returns the report it wrote.
+ */
+async function finishPublished(paths: RunPaths, state: RunState): Promise<AnonymizeResult> {
+  if (state.phase !== "publish") throw new DeidError("INTERNAL", "finishPublished called before the publish phase");
+  if (await pathExists(paths.staging)) await rename(paths.staging, paths.output);
+  const report = JSON.parse(await readFile(paths.reportPath, "utf8")) as RunReport;
+  await rm(paths.journal, { force: true });
+  await rm(paths.state, { force: true });
+  return { report, keyPath: paths.keyPath, reportPath: paths.reportPath, outputPath: paths.output };
+}
+
+/**
+ * Removes the run's files after it published OUTPUT (state and journal) or
+ * failed (everything it wrote, so that nothing partial is left).
+ */
+async function finishRun(paths: RunPaths, published: boolean): Promise<void> {
+  const leftovers = published
+    ? [paths.journal, paths.state]
+    : [paths.staging, paths.journal, paths.state, ...[paths.keyPath, reportPathBeforePublish(paths)].filter((path) => unpublished.has(path))];
+  for (const path of leftovers) {
+    await rm(path, { recursive: true, force: true });
+  }
+  for (const path of [paths.staging, paths.journal, paths.state, paths.keyPath, reportPathBeforePublish(paths)]) unpublished.delete(path);
+}
+
+/** Where the report is written before publishing: inside the staging folder when --report points into OUTPUT. */
+function reportPathBeforePublish(paths: RunPaths): string {
+  const fromOutput = relative(resolve(paths.output), resolve(paths.reportPath));
+  const inside = fromOutput !== "" && !fromOutput.startsWith("..") && !isAbsolute(fromOutput);
+  return inside ? join(paths.staging, fromOutput) : paths.reportPath;
+}
+
+/** Deletes every file of the staging folder that is not in `keep` (output paths), then the folders left empty. */
+async function pruneStaging(staging: string, keep: ReadonlySet<string>, prefix = ""): Promise<void> {
+  const folder = prefix === "" ? staging : join(staging, prefix);
+  for (const entry of await readdir(folder, { withFileTypes: true })) {
+    const relativePath = prefix === "" ? entry.name : `${prefix}/${entry.name}`;
+    if (entry.isDirectory()) {
+      await pruneStaging(staging, keep, relativePath);
+      await rmdir(join(staging, relativePath)).catch(() => {});
+    } else if (!keep.has(relativePath)) {
+      await unlink(join(staging, relativePath));
+    }
+  }
 }
 
 /** Every folder that holds a written file, and its ancestors ("" is OUTPUT itself). */
@@ -423,9 +765,10 @@ async function removeEmptyFolders(folders: readonly string[], root: string): Pro
   }
 }
 
+/** Writes the report under a fixed temporary name, then renames it; the run lock keeps other runs off that name. */
 async function writeReport(path: string, report: RunReport): Promise<void> {
-  const temp = `${path}.deidkit-tmp-${randomBytes(4).toString("hex")}`;
-  await writeFile(temp, `${JSON.stringify(report, null, 2)}\n`, { flag: "wx", mode: 0o644 });
+  const temp = `${path}.deidkit-tmp`;
+  await writeFile(temp, `${JSON.stringify(report, null, 2)}\n`, { mode: 0o644 });
   await rename(temp, path);
 }
 

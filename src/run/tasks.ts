@@ -68,7 +68,11 @@ function readHead(path: string): Buffer {
 /** Turns any failure into a reason code and a message that contains no input value. */
 export function problemOf(error: unknown): Problem {
   if (error instanceof QuarantineReason) return { reason: error.reasonCode, message: error.message };
-  if (isDeidError(error)) return { reason: error.code, message: error.message };
+  // A limit's hint names the option that raises it (--max-elements and so on), which the reader needs to act.
+  if (isDeidError(error)) {
+    const message = error.code === "LIMIT_EXCEEDED" && error.hint ? `${error.message}; ${error.hint}` : error.message;
+    return { reason: error.code, message };
+  }
   const code = (error as NodeJS.ErrnoException)?.code;
   if (typeof code === "string") return { reason: "IO", message: `cannot read the file (${code})` };
   return { reason: "INTERNAL", message: "unexpected failure while processing the file" };
