@@ -3,6 +3,8 @@
  * category and the index of the identifier in the key, never its text, so
  * that they can be printed and stored safely.
  */
+import { hasCjk } from "../deid/cleaner.js";
+
 export interface KeyIdentifier {
   text: string;
   category: string;
@@ -17,6 +19,9 @@ export interface Match {
 /** Shorter identifiers match too much ordinary text to be searched for. */
 const MIN_LENGTH = 3;
 
+/** The same thresholds as anonymize's cleaning: two characters of Chinese, Japanese or Korean suffice. */
+const MIN_CJK_LENGTH = 2;
+
 function escapeRegExp(text: string): string {
   return text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
 }
@@ -28,13 +33,18 @@ export class IdentifierMatcher {
   constructor(readonly identifiers: readonly KeyIdentifier[]) {
     identifiers.forEach((identifier, index) => {
       const text = identifier.text.trim();
-      if (text.length >= MIN_LENGTH && !this.indexByText.has(text.toLowerCase())) this.indexByText.set(text.toLowerCase(), index);
+      const minimum = hasCjk(text) ? MIN_CJK_LENGTH : MIN_LENGTH;
+      if (text.length >= minimum && !this.indexByText.has(text.toLowerCase())) this.indexByText.set(text.toLowerCase(), index);
     });
     const texts = [...this.indexByText.keys()].sort((a, b) => b.length - a.length);
+    const bounded = texts.filter((text) => !hasCjk(text)).map(escapeRegExp);
+    const unbounded = texts.filter(hasCjk).map(escapeRegExp);
+    const alternatives: string[] = [];
+    // Chinese, Japanese and Korean run words together, so those identifiers match without word boundaries.
+    if (unbounded.length) alternatives.push(`(?:${unbounded.join("|")})`);
     // UIDs contain dots, so a UID that continues with more components is a different UID.
-    this.pattern = texts.length
-      ? new RegExp(`(?<![\\p{L}\\p{N}])(?:${texts.map(escapeRegExp).join("|")})(?![\\p{L}\\p{N}]|\\.\\d)`, "giu")
-      : undefined;
+    if (bounded.length) alternatives.push(`(?<![\\p{L}\\p{N}])(?:${bounded.join("|")})(?![\\p{L}\\p{N}]|\\.\\d)`);
+    this.pattern = alternatives.length ? new RegExp(alternatives.join("|"), "giu") : undefined;
   }
 
   /** Returns every identifier found in `text`, once each. */

@@ -13,9 +13,12 @@ export function describeTerms(terms: readonly string[]): string {
   return `Specific Character Set "${terms.join("\\")}"`;
 }
 
-/** Quotes an untrusted term for a message, escaped and cut to 64 characters. */
+/**
+ * Describes an unrecognised term without quoting it: a file can put any text
+ * into (0008,0005), a patient's name included, and messages reach the report.
+ */
 export function quoteTerm(term: string): string {
-  return JSON.stringify(term.length > 64 ? `${term.slice(0, 64)}...` : term);
+  return `(a ${term.length}-character term, not shown)`;
 }
 
 export function unsupportedTermError(term: string, supported: readonly string[]): DeidError {
