@@ -677,7 +677,9 @@ describe("terms", () => {
   test("unknown term throws", () => {
     const error = caught(() => codec("ISO_IR 999"));
     expect(error.code).toBe("DICOM_UNSUPPORTED");
-    expect(error.message).toContain('"ISO_IR 999"');
+    // The term comes from the file and could be anything, a name included, so it is not quoted.
+    expect(error.message).not.toContain("ISO_IR 999");
+    expect(error.message).toContain("10-character term");
     expect(error.hint).toContain("quarantined");
     expect(error.hint).toContain("ISO 2022 IR 87");
   });
@@ -685,7 +687,7 @@ describe("terms", () => {
   test("unknown term in a list throws", () => {
     const error = caught(() => codec("\\ISO 2022 IR 87\\KOI8-R"));
     expect(error.code).toBe("DICOM_UNSUPPORTED");
-    expect(error.message).toContain('"KOI8-R"');
+    expect(error.message).not.toContain("KOI8-R");
   });
 
   test("ISO_IR 87 is not a defined term", () => {

@@ -36,7 +36,8 @@ export function unsupportedTermError(term: string, supported: readonly string[])
 export function noCodeExtensionsError(term: string): DeidError {
   return new DeidError(
     "DICOM_UNSUPPORTED",
-    `Specific Character Set (0008,0005) combines ${quoteTerm(term)} with other terms, ` +
+    // The term is a recognised one here, so quoting it reveals nothing read from the file.
+    `Specific Character Set (0008,0005) combines ${JSON.stringify(term)} with other terms, ` +
       "but that character set does not allow code extensions",
     { hint: `${QUARANTINE_HINT}, because its text values cannot be decoded reliably.` },
   );
