@@ -9,9 +9,18 @@ import { TextCleaner } from "../../deid/cleaner.js";
 import { MIN_TERM_LENGTH, nameForms, PLACEHOLDER, type Term } from "../../deid/identifiers.js";
 import { localName, textToken, tokenText, withAttributes, type XmlOpenToken, type XmlToken } from "./xml.js";
 
+/**
+ * Cleaned texts kept for reuse. Sheets repeat values (a reviewer, a
+ * diagnosis, a plan name in every row), and each call to the run's
+ * cleaner costs time that grows with the number of known identifiers.
+ */
+const MAX_CACHED_TEXTS = 65_536;
+const MAX_CACHED_LENGTH = 256;
+
 export class Scrubber {
   replacements = 0;
   private readonly authors: TextCleaner | undefined;
+  private readonly cache = new Map<string, { text: string; count: number }>();
 
   constructor(
     private readonly cleaner: TextCleaner,
@@ -30,6 +39,16 @@ export class Scrubber {
 
   /** Returns `text` with every known identifier replaced, without counting. */
   preview(text: string): { text: string; count: number } {
+    if (text.length < MIN_TERM_LENGTH) return { text, count: 0 };
+    const cached = this.cache.get(text);
+    if (cached) return cached;
+    const result = this.previewUncached(text);
+    if (this.cache.size >= MAX_CACHED_TEXTS) this.cache.clear();
+    if (text.length <= MAX_CACHED_LENGTH) this.cache.set(text, result);
+    return result;
+  }
+
+  private previewUncached(text: string): { text: string; count: number } {
     const first = this.cleaner.clean(text);
     let count = sum(first.replaced);
     let out = first.text;
@@ -78,7 +97,7 @@ function preserveSpace(open: XmlOpenToken, text: string): XmlOpenToken {
   return withAttributes(open, [...open.attributes, { name: "xml:space", value: "preserve" }]);
 }
 
-/** The plain text of a rich text container (<si>, <is>, <text>, <a:p>): its <t> elements outside phonetic runs. */
+/** Returns the plain text of a rich text container (<si>, <is>, <text>, <a:p>): its <t> elements outside phonetic runs. */
 export function richPlainText(tokens: readonly XmlToken[]): string {
   return textSegments(tokens).map((segment) => tokenText(tokens[segment.index])).join("");
 }
@@ -112,10 +131,10 @@ function textSegments(tokens: readonly XmlToken[]): Segment[] {
 }
 
 /**
- * Cleans the runs of a rich text container in place. When an identifier
- * lies across two runs ("DOE" in bold, "^JANE" plain), cleaning run by run
- * would miss it; the container is then cleaned as a whole and its text put
- * in the first run, which keeps that run's formatting for all of it.
+ * Cleans the runs of a rich text container. When an identifier lies across
+ * two runs ("DOE" in bold, "^JANE" plain), cleaning run by run would miss
+ * it. The container is then cleaned as a whole and its text put in the
+ * first run, whose formatting then applies to all of it.
  * Text nodes that are not run text are checked as opaque values.
  */
 export function cleanRichText(tokens: XmlToken[], scrubber: Scrubber): XmlToken[] {
