@@ -281,9 +281,14 @@ describe.skipIf(!OPENPYXL)("planted workbook", () => {
 
   test("pictures become blank images of the same type", () => {
     expect(output.get("xl/media/image1.png")!.subarray(0, 8)).toEqual(Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]));
+    expect(output.get("xl/media/image1.png")!.length).toBe(70);
     expect(output.get("xl/media/image1.png")!.equals(input.get("xl/media/image1.png")!)).toBe(false);
-    expect(output.get("docProps/thumbnail.jpeg")!.subarray(0, 3)).toEqual(Buffer.from([0xff, 0xd8, 0xff]));
-    expect(output.get("docProps/thumbnail.jpeg")!.length).toBe(332);
+  });
+
+  test("thumbnail is left out with its relationship", () => {
+    expect(input.has("docProps/thumbnail.jpeg")).toBe(true);
+    expect(output.has("docProps/thumbnail.jpeg")).toBe(false);
+    expect(output.get("_rels/.rels")!.toString("utf8")).not.toContain("thumbnail");
   });
 
   test("printer settings are left out with their references", () => {
@@ -294,7 +299,7 @@ describe.skipIf(!OPENPYXL)("planted workbook", () => {
   });
 
   test("parts without identifiers are copied byte for byte", () => {
-    for (const name of ["xl/theme/theme1.xml", "xl/styles.xml", "xl/tables/table1.xml", "xl/drawings/drawing1.xml"]) {
+    for (const name of ["xl/theme/theme1.xml", "xl/styles.xml", "xl/tables/table1.xml", "xl/drawings/drawing1.xml", "xl/calcChain.xml"].filter((item) => input.has(item))) {
       expect(output.get(name)!.equals(input.get(name)!), name).toBe(true);
     }
   });
@@ -351,6 +356,78 @@ describe.skipIf(!OPENPYXL)("dates without the shift option", () => {
   });
 });
 
+describe.skipIf(!OPENPYXL)("pictures in other formats", () => {
+  test("an EMF picture is left out", async () => {
+    const members = readMembers(planted);
+    const input = join(dir, "emf.xlsx");
+    editMembers(planted, input, {
+      remove: ["xl/media/image1.png"],
+      set: {
+        "xl/media/image2.emf": Buffer.concat([Buffer.from([1, 0, 0, 0]), Buffer.from("Jane Doe", "utf16le")]),
+        "xl/drawings/_rels/drawing1.xml.rels": members.get("xl/drawings/_rels/drawing1.xml.rels")!.toString("utf8").replace("image1.png", "image2.emf"),
+        "[Content_Types].xml": members.get("[Content_Types].xml")!.toString("utf8").replace("</Types>", '<Default Extension="emf" ContentType="image/x-emf"/></Types>'),
+      },
+    });
+    const run = await runWorkbook(input);
+    const output = readMembers(run.target);
+    expect(output.has("xl/media/image2.emf")).toBe(false);
+    expect(output.get("xl/drawings/_rels/drawing1.xml.rels")!.toString("utf8")).not.toContain("image2.emf");
+    const drawing = output.get("xl/drawings/drawing1.xml")!.toString("utf8");
+    expect(drawing).toContain("<a:blip ");
+    expect(drawing).not.toContain("r:embed");
+    expect(leaksIn(output, PLANTED_IDENTIFIERS)).toEqual([]);
+    expect(readWorkbook(run.target).sheets.map((sheet) => sheet.title)).toEqual([run.patient.pseudonymId, "Summary", "Raw"]);
+  });
+});
+
+describe.skipIf(!OPENPYXL)("external workbook links", () => {
+  test("link path, sheet names and cache are cleaned", async () => {
+    const members = readMembers(planted);
+    const input = join(dir, "linked.xlsx");
+    const relationships = "http://schemas.openxmlformats.org/officeDocument/2006/relationships";
+    editMembers(planted, input, {
+      set: {
+        "xl/externalLinks/externalLink1.xml":
+          `<externalLink xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main" xmlns:r="${relationships}">` +
+          '<externalBook r:id="rId1"><sheetNames><sheetName val="Jane Doe"/></sheetNames>' +
+          "<definedNames><definedName name=\"Other\" refersTo=\"='Jane Doe'!$A$1\"/></definedNames>" +
+          '<sheetDataSet><sheetData sheetId="0"><row r="1"><cell r="A1" t="str"><v>12345678</v></cell></row></sheetData></sheetDataSet>' +
+          "</externalBook></externalLink>",
+        "xl/externalLinks/_rels/externalLink1.xml.rels":
+          '<Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships">' +
+          `<Relationship Id="rId1" Type="${relationships}/externalLinkPath" Target="file:///C:/Users/jdoe/Patients/Jane_Doe.xlsx" TargetMode="External"/>` +
+          "</Relationships>",
+        "xl/_rels/workbook.xml.rels": members
+          .get("xl/_rels/workbook.xml.rels")!
+          .toString("utf8")
+          .replace("</Relationships>", `<Relationship Id="rIdLink" Type="${relationships}/externalLink" Target="externalLinks/externalLink1.xml"/></Relationships>`),
+        "xl/workbook.xml": members
+          .get("xl/workbook.xml")!
+          .toString("utf8")
+          .replace("<definedNames>", `<externalReferences><externalReference xmlns:r="${relationships}" r:id="rIdLink"/></externalReferences><definedNames><definedName name="Linked">'[1]Jane Doe'!$A$1</definedName>`),
+        "[Content_Types].xml": members
+          .get("[Content_Types].xml")!
+          .toString("utf8")
+          .replace(
+            "</Types>",
+            '<Override PartName="/xl/externalLinks/externalLink1.xml" ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.externalLink+xml"/></Types>',
+          ),
+      },
+    });
+    const run = await runWorkbook(input);
+    const output = readMembers(run.target);
+    const { pseudonymId } = run.patient;
+    expect(leaksIn(output, PLANTED_IDENTIFIERS)).toEqual([]);
+    const link = output.get("xl/externalLinks/externalLink1.xml")!.toString("utf8");
+    expect(link).toContain(`<sheetName val="${pseudonymId}"/>`);
+    expect(link).toContain(`refersTo="='${pseudonymId}'!$A$1"`);
+    expect(link).not.toContain("sheetDataSet");
+    const relationshipsPart = output.get("xl/externalLinks/_rels/externalLink1.xml.rels")!.toString("utf8");
+    expect(relationshipsPart).toContain(`Target="${pseudonymId}.xlsx"`);
+    expect(readWorkbook(run.target).definedNames).toContainEqual(["Linked", `'[1]${pseudonymId}'!$A$1`]);
+  });
+});
+
 describe.skipIf(!OPENPYXL)("quarantine", () => {
   const WORKBOOK_CONTENT_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet.main+xml";
 
@@ -390,9 +467,14 @@ describe.skipIf(!OPENPYXL)("quarantine", () => {
       }),
     },
     {
-      name: "an EMF picture",
+      name: "a picture in a cell",
       code: "XLSX_UNKNOWN_PART",
-      edits: () => ({ set: { "xl/media/image2.emf": Buffer.alloc(64), "[Content_Types].xml": withContentType("xl/media/image2.emf", "image/x-emf") } }),
+      edits: () => ({
+        set: {
+          "xl/richData/rdrichvalue.xml": "<rvData><rv s=\"0\"><v>0</v></rv></rvData>",
+          "[Content_Types].xml": withContentType("xl/richData/rdrichvalue.xml", "application/vnd.ms-excel.rdrichvalue+xml"),
+        },
+      }),
     },
     {
       name: "a member without a content type",

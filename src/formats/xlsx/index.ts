@@ -140,7 +140,7 @@ function transformFor(
       return new ExternalLinkTransform(env, sheets);
     case "opaque":
     case "image":
-    case "printer-settings":
+    case "left-out":
       return new OpaqueTransform(env);
   }
 }
@@ -155,7 +155,7 @@ async function writeParts(reader: ZipReader, writer: ZipWriter, info: WorkbookIn
   // The shared string table is written last, once the sheets have recorded how they use it.
   const ordered = [...info.parts.filter((part) => part.kind !== "shared-strings"), ...info.parts.filter((part) => part.kind === "shared-strings")];
   for (const part of ordered) {
-    if (part.kind === "printer-settings") {
+    if (part.kind === "left-out") {
       scrubber.replacements++;
       continue;
     }
@@ -200,9 +200,25 @@ async function writeWorkbook(path: string, targetPath: string, context: WriteCon
   }
 }
 
+/** What the user can do about each reason a workbook is quarantined for, added to its message. */
+const ADVICE: Readonly<Record<string, string>> = {
+  XLSX_INVALID: "open and save the workbook again in a spreadsheet program, or leave it out of the input",
+  XLSX_UNKNOWN_PART: "remove that content in a spreadsheet program and save again, or leave the workbook out of the input",
+  XLSX_IDENTIFIER_IN_STRUCTURE: "rename or remove it in a spreadsheet program and run again, or leave the workbook out of the input",
+};
+
+async function withAdvice<T>(work: () => Promise<T>): Promise<T> {
+  try {
+    return await work();
+  } catch (error) {
+    if (!(error instanceof QuarantineReason) || ADVICE[error.reasonCode] === undefined) throw error;
+    throw new QuarantineReason(error.reasonCode, `${error.message}; ${ADVICE[error.reasonCode]}`);
+  }
+}
+
 export const xlsxFormat: FormatHandler = {
   name: "xlsx",
   matches: (relativePath) => XLSX_EXTENSIONS.test(relativePath),
-  learn: learnWorkbook,
-  write: writeWorkbook,
+  learn: (path, context) => withAdvice(() => learnWorkbook(path, context)),
+  write: (path, targetPath, context) => withAdvice(() => writeWorkbook(path, targetPath, context)),
 };

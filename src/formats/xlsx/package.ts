@@ -3,8 +3,8 @@
  * what, judged by its content type in [Content_Types].xml, and how parts
  * refer to each other through relationship parts.
  *
- * Parts deidkit de-identifies or knows to hold no free text are handled;
- * every other part makes the whole workbook quarantined with
+ * Parts that deidkit de-identifies, or that contain no free text, are
+ * handled. Any other part quarantines the whole workbook with
  * XLSX_UNKNOWN_PART, because its content cannot be checked. The allow list:
  *   rewritten: workbook, worksheets, chart sheets, shared strings, styles,
  *     core, extended and custom document properties, notes (comments),
@@ -12,14 +12,17 @@
  *     charts, tables, external links, relationships, [Content_Types].xml;
  *   checked and copied (no free text): theme, calculation chain, cell
  *     metadata, chart styles and chart colours;
- *   replaced: PNG, JPEG and GIF images (embedded pictures and the document
- *     thumbnail) by a blank 1x1 image of the same type, since a picture
- *     may show anything;
- *   left out: printer settings (binary DEVMODE records that name printers
- *     and computers), together with their relationships.
+ *   replaced: PNG, JPEG and GIF pictures by a blank 1x1 image of the same
+ *     type, since a picture may show anything;
+ *   left out, together with their relationships: printer settings (binary
+ *     DEVMODE records that name printers and computers), the document
+ *     thumbnail (a picture of the first sheet) and pictures in other
+ *     formats (EMF, WMF, SVG, TIFF, BMP);
+ *   checked and copied as well: sensitivity label information.
  * Quarantined, among others: VBA projects, pivot tables and caches, data
- *   connections and query tables, embedded objects, ActiveX controls,
- *   custom XML data, slicers, timelines, images in other formats.
+ *   connections and query tables, embedded objects, ActiveX and form
+ *   controls, custom XML data, pictures in cells (rich data), slicers,
+ *   timelines.
  */
 import { posix } from "node:path";
 
@@ -47,7 +50,7 @@ export type PartKind =
   | "table"
   | "external-link"
   | "image"
-  | "printer-settings";
+  | "left-out";
 
 const SML = "application/vnd.openxmlformats-officedocument.spreadsheetml.";
 const OFFICE = "application/vnd.openxmlformats-officedocument.";
@@ -83,10 +86,11 @@ const KIND_BY_CONTENT_TYPE: Readonly<Record<string, PartKind>> = {
   "image/jpeg": "image",
   "image/jpg": "image",
   "image/gif": "image",
-  [`${SML}printersettings`]: "printer-settings",
+  [`${SML}printersettings`]: "left-out",
+  "application/vnd.ms-office.classificationlabels+xml": "opaque",
 };
 
-/** What a part that is not on the allow list holds, for the quarantine message (never its name, which may identify). */
+/** Describes a part that is not on the allow list for the quarantine message, never by its name, which may identify someone. */
 function describeUnknownPart(name: string, contentType: string | undefined): string {
   const type = contentType ?? "";
   if (/vbaproject|macrosheet|vbadata/.test(type)) return "a VBA macro project";
@@ -95,7 +99,6 @@ function describeUnknownPart(name: string, contentType: string | undefined): str
   if (name.startsWith("xl/embeddings/") || /oleobject|package$/.test(type)) return "an embedded object";
   if (name.startsWith("customxml/")) return "custom XML data";
   if (/activex|ctrlprops/.test(type)) return "a form or ActiveX control";
-  if (type.startsWith("image/")) return "an image in a format deidkit cannot blank";
   if (!contentType) return "a member without a content type";
   return "a part deidkit does not know";
 }
@@ -128,8 +131,16 @@ export function parseContentTypes(tokens: readonly XmlToken[]): (partKey: string
   return (key) => byPart.get(key) ?? byExtension.get(extensionOf(key));
 }
 
-/** Gives each member its kind; throws XLSX_UNKNOWN_PART for the first member off the allow list. */
-export function classifyParts(entries: readonly PackageEntry[], contentTypeOf: (key: string) => string | undefined): Part[] {
+/**
+ * Gives each member its kind; throws XLSX_UNKNOWN_PART for the first member
+ * off the allow list. Parts in `leftOut` (the thumbnail) and pictures other
+ * than PNG, JPEG and GIF are left out whatever their content type.
+ */
+export function classifyParts(
+  entries: readonly PackageEntry[],
+  contentTypeOf: (key: string) => string | undefined,
+  leftOut: ReadonlySet<string>,
+): Part[] {
   const parts: Part[] = [];
   for (const entry of entries) {
     if (entry.name.endsWith("/")) continue;
@@ -139,7 +150,8 @@ export function classifyParts(entries: readonly PackageEntry[], contentTypeOf: (
       continue;
     }
     const contentType = contentTypeOf(key);
-    const kind = contentType === undefined ? undefined : KIND_BY_CONTENT_TYPE[contentType];
+    const known = contentType === undefined ? undefined : KIND_BY_CONTENT_TYPE[contentType];
+    const kind = leftOut.has(key) || (!known && contentType?.startsWith("image/")) ? "left-out" : known;
     if (!kind) {
       throw new QuarantineReason(
         "XLSX_UNKNOWN_PART",
@@ -154,7 +166,7 @@ export function classifyParts(entries: readonly PackageEntry[], contentTypeOf: (
   return parts;
 }
 
-/** The part whose relationships a relationship part lists ("xl/_rels/workbook.xml.rels" gives "xl/workbook.xml"; "_rels/.rels" gives ""). */
+/** Returns the part whose relationships a relationship part lists: "xl/_rels/workbook.xml.rels" gives "xl/workbook.xml", "_rels/.rels" gives "". */
 export function relationshipSource(key: string): string {
   const match = /^(.*?)_rels\/([^/]*)\.rels$/.exec(key);
   if (!match) return "";
@@ -163,6 +175,7 @@ export function relationshipSource(key: string): string {
 
 export interface Relationship {
   id: string;
+  type: string;
   target: string;
   external: boolean;
 }
@@ -173,6 +186,7 @@ export function parseRelationships(tokens: readonly XmlToken[]): Relationship[] 
     if (token.kind !== "open" || localName(token.name) !== "Relationship") continue;
     relationships.push({
       id: attribute(token, "Id") ?? "",
+      type: attribute(token, "Type") ?? "",
       target: attribute(token, "Target") ?? "",
       external: (attribute(token, "TargetMode") ?? "").toLowerCase() === "external",
     });
@@ -180,7 +194,7 @@ export function parseRelationships(tokens: readonly XmlToken[]): Relationship[] 
   return relationships;
 }
 
-/** The part key an internal relationship target refers to, resolved against its source part. */
+/** Returns the key of the part an internal relationship target refers to, resolved against its source part. */
 export function resolveTarget(source: string, target: string): string {
   let decoded = target;
   try {
@@ -195,8 +209,8 @@ export function resolveTarget(source: string, target: string): string {
 /**
  * Cleans the target of an external relationship. A file path (a linked
  * workbook, a file: hyperlink) keeps only its cleaned file name, because
- * folders often name the user or the patient; an e-mail address is
- * removed; any other URL is cleaned.
+ * folders often name the user or the patient. An e-mail address is
+ * removed, and any other URL is cleaned.
  */
 export function cleanExternalTarget(target: string, clean: (text: string) => string): string {
   let decoded = target;

@@ -22,7 +22,7 @@ import {
   type XmlToken,
 } from "./xml.js";
 
-/** How dates outside cells (document properties, comment times) are treated. */
+/** Date shift for dates outside cells (document properties, comment times). */
 export interface DateShift {
   /** Days to add, or undefined when dates are removed instead. */
   days: number | undefined;
@@ -46,7 +46,7 @@ function replacedText(token: XmlToken, text: string, original: string): string {
 /** Parts that hold no free text (theme, calculation chain, chart styles): every value is opaque. */
 export class OpaqueTransform extends PartTransform {}
 
-/** xl/workbook.xml: sheet names, defined names, and the name of whoever has the file open. */
+/** xl/workbook.xml: sheet names, defined names, and the name of the user who reserved the file. */
 export class WorkbookTransform extends PartTransform {
   private views = 0;
 
@@ -295,10 +295,10 @@ export class PersonsTransform extends PartTransform {
 
 /**
  * DrawingML parts: drawings, chart shapes and charts. Paragraph text is
- * cleaned as rich text, shape names and descriptions are cleaned, and the
- * cached copies of sheet data in charts (strCache, numCache) are removed:
- * they may hold values that were rewritten in the sheets, and Excel
- * rebuilds them from the sheets.
+ * cleaned as rich text, and shape names and descriptions are cleaned. The
+ * cached copies of sheet data in charts (strCache, numCache) are removed,
+ * because they may contain values that were rewritten in the sheets.
+ * Excel rebuilds them from the sheets.
  */
 export class DrawingTransform extends PartTransform {
   protected override bufferElement(local: string): boolean {
@@ -309,7 +309,9 @@ export class DrawingTransform extends PartTransform {
     return this.serializeRewritten(cleanRichText(tokens, this.env.scrubber));
   }
 
-  protected override dropElement(local: string): boolean {
+  protected override dropElement(local: string, token: XmlOpenToken): boolean {
+    // An SVG picture (asvg:svgBlip) whose part is left out; the PNG copy Excel stores beside it stays.
+    if (local === "svgBlip" && this.env.droppedRelationships.has(attribute(token, "embed") ?? "")) return true;
     if (local === "strCache" || local === "numCache" || local === "multiLvlStrCache") {
       this.env.scrubber.replacements++;
       return true;

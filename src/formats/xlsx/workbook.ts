@@ -1,5 +1,5 @@
 /**
- * What deidkit reads from a workbook before rewriting it: the kind of every
+ * Workbook facts read before any part is rewritten: the kind of every
  * part, sheet names, the date system, which styles show dates, the shared
  * string table, the parts left out, and the names in author fields.
  */
@@ -52,7 +52,7 @@ export async function readTokens(reader: ZipReader, entry: PackageEntry): Promis
   return [...tokenizer.push(decoder.decode(bytes, true)), ...tokenizer.finish()];
 }
 
-/** The text of every element with one of the `locals` names, and the values of `attributes` of elements. */
+/** Returns the trimmed, non-empty text of every element whose local name is in `locals`. */
 function collectTexts(tokens: readonly XmlToken[], locals: ReadonlySet<string>): string[] {
   const texts: string[] = [];
   const stack: string[] = [];
@@ -95,11 +95,22 @@ function readWorkbook(tokens: readonly XmlToken[]): { sheetNames: string[]; date
   return { sheetNames, date1904 };
 }
 
+/** Returns the keys of the document thumbnails that the package relationships name. */
+async function thumbnails(reader: ZipReader): Promise<Set<string>> {
+  const keys = new Set<string>();
+  const packageRelationships = reader.entries.find((entry) => entry.name.toLowerCase() === "_rels/.rels");
+  if (!packageRelationships) return keys;
+  for (const relationship of parseRelationships(await readTokens(reader, packageRelationships))) {
+    if (!relationship.external && relationship.type.endsWith("/metadata/thumbnail")) keys.add(resolveTarget("", relationship.target));
+  }
+  return keys;
+}
+
 /** Reads everything the rewrite of sheets and other parts depends on. */
 export async function readWorkbookInfo(reader: ZipReader): Promise<WorkbookInfo> {
   const contentTypesEntry = reader.entries.find((entry) => entry.name.toLowerCase() === "[content_types].xml");
   if (!contentTypesEntry) throw new QuarantineReason("XLSX_INVALID", "the package has no [Content_Types].xml; it is not an OOXML workbook");
-  const parts = classifyParts(reader.entries, parseContentTypes(await readTokens(reader, contentTypesEntry)));
+  const parts = classifyParts(reader.entries, parseContentTypes(await readTokens(reader, contentTypesEntry)), await thumbnails(reader));
   const ofKind = (kind: Part["kind"]): Part[] => parts.filter((part) => part.kind === kind);
 
   const workbook = readWorkbook(await readTokens(reader, ofKind("workbook")[0].entry));
@@ -108,7 +119,7 @@ export async function readWorkbookInfo(reader: ZipReader): Promise<WorkbookInfo>
   const sharedStrings = ofKind("shared-strings")[0];
   const strings = sharedStrings ? await loadSharedStrings(reader.chunks(sharedStrings.entry)) : EMPTY_TABLE;
 
-  const droppedParts = new Set(ofKind("printer-settings").map((part) => part.key));
+  const droppedParts = new Set(ofKind("left-out").map((part) => part.key));
   const droppedRelationships = new Map<string, Set<string>>();
   for (const part of ofKind("relationships")) {
     const source = relationshipSource(part.key);
