@@ -23,16 +23,17 @@ function runPython(script: string, args: readonly string[], input?: string): str
 
 /**
  * Builds a workbook with an identifier planted in every place the format
- * allows: a sheet named after the patient, identifier columns (IDs as
- * numbers and text, names, birth and plan dates as serials and text,
- * reviewers), free text, a rich text run split inside a name, formulas
- * with string literals and references to the renamed sheet, a defined
- * name, header and footer, a note with its author, a threaded comment
- * with its person, a data validation, hyperlinks to a file path and to
- * the sheet, a chart title and references, a table, a picture, document
- * properties (core, app, custom), a thumbnail, printer settings, the
- * user who reserved the file, and a third sheet of hand-written XML with
- * inline strings, formula string results and serial dates.
+ * allows. The first sheet is named after the patient. It has identifier
+ * columns (IDs as numbers and text, names, birth and plan dates as serials
+ * and text, reviewers), free text, a rich text run split inside a name,
+ * and formulas with string literals and references to itself. It also has
+ * a defined name, header and footer, a note with its author, a threaded
+ * comment with its person, a data validation, and hyperlinks to a file
+ * path and to the sheet. The second sheet has a chart, a table and a
+ * picture. The third is hand-written XML with inline strings, formula
+ * string results and serial dates. The package adds document properties
+ * (core, app, custom), a thumbnail, printer settings and the user who
+ * reserved the file.
  */
 const BUILD_PLANTED = String.raw`
 import sys, zipfile, io, datetime, re
@@ -190,7 +191,7 @@ export function buildPlantedWorkbook(path: string): void {
   runPython(BUILD_PLANTED, [path]);
 }
 
-/** Every identifier the planted workbook holds, in the forms it holds them. */
+/** Every identifier in the planted workbook, in the forms it has there. */
 export const PLANTED_IDENTIFIERS = [
   "12345678",
   "1.2345678E7",
@@ -253,7 +254,7 @@ with zipfile.ZipFile(sys.argv[1]) as archive:
     print(json.dumps({info.filename: base64.b64encode(archive.read(info.filename)).decode() for info in archive.infolist()}))
 `;
 
-/** The inflated bytes of every member, read with Python's zipfile. */
+/** Reads the inflated bytes of every member with Python's zipfile. */
 export function readMembers(path: string): Map<string, Buffer> {
   const members = JSON.parse(runPython(READ_MEMBERS, [path])) as Record<string, string>;
   return new Map(Object.entries(members).map(([name, value]) => [name, Buffer.from(value, "base64")]));
@@ -311,6 +312,7 @@ export async function writeRawZip(path: string, members: readonly RawMember[]): 
     const method = member.stored ? 0 : 8;
     const size = member.declaredSize ?? member.data.length;
     const crc = crc32(member.data);
+
     const local = Buffer.alloc(30);
     local.writeUInt32LE(0x04034b50, 0);
     local.writeUInt16LE(20, 4);
@@ -322,6 +324,7 @@ export async function writeRawZip(path: string, members: readonly RawMember[]): 
     local.writeUInt32LE(size, 22);
     local.writeUInt16LE(name.length, 26);
     locals.push(local, name, data);
+
     const central = Buffer.alloc(46);
     central.writeUInt32LE(0x02014b50, 0);
     central.writeUInt16LE(20, 4);
@@ -335,8 +338,10 @@ export async function writeRawZip(path: string, members: readonly RawMember[]): 
     central.writeUInt16LE(name.length, 28);
     central.writeUInt32LE(offset, 42);
     centrals.push(central, name);
+
     offset += local.length + name.length + data.length;
   }
+
   const directory = Buffer.concat(centrals);
   const end = Buffer.alloc(22);
   end.writeUInt32LE(0x06054b50, 0);

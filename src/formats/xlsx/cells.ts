@@ -41,7 +41,7 @@ function invalidCell(): QuarantineReason {
   return new QuarantineReason("XLSX_INVALID", "a cell of the workbook has an invalid reference or value");
 }
 
-/** The column number of an A1 reference ("C7" gives 3). */
+/** Returns the column number of an A1 reference ("C7" gives 3). */
 export function columnOf(reference: string): number {
   const match = /^\$?([A-Z]{1,3})\$?\d*$/i.exec(reference);
   if (!match) throw invalidCell();
@@ -108,7 +108,7 @@ export function child(cell: Cell, local: string): Child | undefined {
   return cell.children.find((item) => item.local === local);
 }
 
-/** The text inside a simple child element such as <v> or <f>, and the index of its text token. */
+/** Returns the text inside a simple child element such as <v> or <f>, and the index of its text token. */
 export function childText(cell: Cell, local: string): { text: string; index: number | undefined } | undefined {
   const found = child(cell, local);
   if (!found) return undefined;
@@ -125,7 +125,7 @@ export function isStringType(cell: Cell): boolean {
   return cell.type === "s" || cell.type === "inlineStr" || cell.type === "str";
 }
 
-/** The value a cell shows: the shared or inline string, or the text of <v>; undefined when it has none. */
+/** Returns the value a cell shows (the shared or inline string, or the text of <v>), or undefined when it has none. */
 export function cellValue(cell: Cell, strings: SharedStringTable): string | undefined {
   if (cell.type === "inlineStr") {
     const inline = child(cell, "is");
@@ -142,7 +142,7 @@ export function cellValue(cell: Cell, strings: SharedStringTable): string | unde
   return text;
 }
 
-/** An integer stored in exponent form ("1.2345678E7") written out in digits; other numbers as they are. */
+/** Writes an integer stored in exponent form ("1.2345678E7") in digits, and returns other numbers unchanged. */
 export function canonicalNumber(text: string): string {
   if (!/e/i.test(text)) return text;
   const value = Number(text);
@@ -164,7 +164,7 @@ function cellEnd(cell: Cell): string {
   return `</${(cell.tokens[0] as XmlOpenToken).name}>`;
 }
 
-/** The cell's children other than its value (<v>, <is>), in order. */
+/** Serializes the cell's children other than its value (<v>, <is>): its formula, and the rest in order. */
 function keptChildren(cell: Cell, tokens: readonly XmlToken[]): { formula: string; rest: string } {
   let formula = "";
   let rest = "";
@@ -197,7 +197,7 @@ export function numberCell(cell: Cell, tokens: readonly XmlToken[], number: stri
   return `${cellStart(cell, undefined)}${formula}<${prefix}v>${number}</${prefix}v>${rest}${cellEnd(cell)}`;
 }
 
-/** Writes the cell without a value; its style and formula stay. */
+/** Writes the cell without a value, keeping its style and formula. */
 export function emptyCell(cell: Cell, tokens: readonly XmlToken[]): string {
   const { formula, rest } = keptChildren(cell, tokens);
   return `${cellStart(cell, undefined)}${formula}${rest}${cellEnd(cell)}`;

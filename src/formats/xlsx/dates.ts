@@ -7,7 +7,7 @@ import { parseDa, type CalendarDate } from "../../deid/dates.js";
 
 const DAY_MS = 86_400_000;
 
-/** Built-in number formats (ECMA-376 Part 1, 18.8.30) that show a date; 18 to 21 and 45 to 47 show only a time. */
+/** Built-in number formats (ECMA-376 Part 1, 18.8.30) that show a date. Formats 18 to 21 and 45 to 47 show only a time. */
 const BUILT_IN_DATE_FORMATS = new Set([14, 15, 16, 17, 22, 27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 50, 51, 52, 53, 54, 55, 56, 57, 58]);
 
 /**
@@ -31,7 +31,7 @@ export function isDateFormat(numFmtId: number, customFormats: ReadonlyMap<number
 const MAX_SERIAL = 2_958_465;
 
 /**
- * The calendar date of a serial day number. In the 1900 system Excel counts
+ * Returns the calendar date of a serial day number. In the 1900 system Excel counts
  * a 29 February 1900 that never was, so serials from 61 on are counted from
  * 1899-12-30; earlier serials are not converted.
  */
@@ -56,12 +56,12 @@ export function shiftSerial(text: string, days: number): string | undefined {
   return String(value + days);
 }
 
-/** The YYYYMMDD date of a number written as eight digits (20190316), if it is a valid date. */
+/** Returns the date of a number written as eight digits (20190316), or undefined when it is no valid date. */
 export function compactDate(text: string): CalendarDate | undefined {
   return /^\d{8}$/.test(text) ? parseDa(text) : undefined;
 }
 
-/** The ISO 8601 form (YYYY-MM-DD) of a date. */
+/** Formats a date as ISO 8601 (YYYY-MM-DD). */
 export function toIsoDate(date: CalendarDate): string {
   const pad = (value: number, width: number): string => String(value).padStart(width, "0");
   return `${pad(date.year, 4)}-${pad(date.month, 2)}-${pad(date.day, 2)}`;

@@ -1,9 +1,10 @@
 /**
  * Sheet names and formulas. A sheet whose name contains an identifier gets
  * a cleaned name, and every formula that refers to it is rewritten to
- * match; string literals in formulas are cleaned. Any other identifier in a
- * formula (a defined name, a number that is a patient ID) cannot be changed
- * without changing what the formula computes, so the workbook is left out.
+ * match. String literals in formulas are cleaned. Any other identifier in
+ * a formula (a defined name, a number that is a patient ID) cannot be
+ * changed without changing what the formula computes, so the workbook is
+ * left out.
  */
 import { QuarantineReason } from "../../deid/apply.js";
 import type { Scrubber } from "./scrub.js";
@@ -37,26 +38,26 @@ export class SheetNames {
     originals: readonly string[],
     private readonly scrubber: Scrubber,
   ) {
-    const taken = new Set(originals.map((name) => name.toLowerCase()));
+    const usedNames = new Set(originals.map((name) => name.toLowerCase()));
     for (const original of originals) {
       const cleaned = scrubber.clean(original);
       if (cleaned === original) continue;
       let candidate = sanitizeSheetName(cleaned);
-      for (let suffix = 2; taken.has(candidate.toLowerCase()) || candidate.toLowerCase() === "history"; suffix++) {
+      for (let suffix = 2; usedNames.has(candidate.toLowerCase()) || candidate.toLowerCase() === "history"; suffix++) {
         const tail = ` (${suffix})`;
         candidate = sanitizeSheetName(cleaned).slice(0, MAX_SHEET_NAME_LENGTH - tail.length) + tail;
       }
-      taken.add(candidate.toLowerCase());
+      usedNames.add(candidate.toLowerCase());
       this.renamed.set(original.toLowerCase(), candidate);
     }
   }
 
-  /** The output name of a sheet of this workbook. */
+  /** Returns the output name of a sheet of this workbook. */
   rename(name: string): string {
     return this.renamed.get(name.toLowerCase()) ?? name;
   }
 
-  /** The output name of a sheet that is not in this workbook (of an external workbook, or deleted). */
+  /** Returns the output name of a sheet that is not in this workbook (of an external workbook, or deleted). */
   renameOther(name: string): string {
     const known = this.renamed.get(name.toLowerCase());
     if (known) return known;
@@ -156,7 +157,7 @@ export class FormulaRewriter {
 
   /**
    * Renames the sheet part of a reference ("Sheet1", "Sheet1:Sheet3",
-   * "[1]Sheet1"); `raw` is how it was written, which is kept when no name changes.
+   * "[1]Sheet1"). `raw` is the reference as written, returned when no name changes.
    */
   private sheetReference(content: string, raw: string): string {
     const external = /^\[\d+\]/.exec(content)?.[0] ?? "";
@@ -193,7 +194,7 @@ function closingQuote(formula: string, start: number, quote: string): number {
   }
 }
 
-/** The end of a bracketed part; structured references nest brackets and escape with an apostrophe. */
+/** Returns the index of the bracket that closes the one at `start`. Structured references nest brackets and escape with an apostrophe. */
 function closingBracket(formula: string, start: number): number {
   let depth = 0;
   for (let index = start; index < formula.length; index++) {

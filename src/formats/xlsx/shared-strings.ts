@@ -1,8 +1,8 @@
 /**
- * The shared string table (xl/sharedStrings.xml): every string cell of the
- * workbook points into it. Its plain texts are loaded first, because a
- * header row and the cells of identifier columns are read through it; then
- * the part itself is rewritten with every item cleaned.
+ * The shared string table (xl/sharedStrings.xml), which the string cells of
+ * the workbook point into. Its plain texts are loaded first, because header
+ * rows and the cells of identifier columns are read through it. The part
+ * itself is rewritten after the sheets.
  */
 import { LimitError } from "../../errors.js";
 import { cleanRichText, richPlainText } from "./scrub.js";
@@ -75,24 +75,25 @@ export async function loadSharedStrings(chunks: AsyncIterable<Buffer>): Promise<
 
 /**
  * Which shared strings the sheets use, and how. A cell of an identifier
- * column that gets a new value stops pointing into the table, so an item
- * that only such cells used is emptied, and one that other cells still
- * show gets the column's rule (without a row, so without a patient).
+ * column that gets a new value stops pointing into the table. An item that
+ * only such cells used is emptied. An item that other cells still show is
+ * rewritten by the column's rule, without a row and so without a patient.
  */
 export class SharedStringUsage {
-  private readonly kept: Uint8Array;
+  /** 1 for an item that a cell still points to after rewriting. */
+  private readonly keptByCell: Uint8Array;
   /** Index into `classes` plus one, or 0 when no identifier column used the item. */
-  private readonly field: Uint8Array;
+  private readonly fieldCodes: Uint8Array;
   private readonly classes: FieldClass[] = [];
 
   constructor(size: number) {
-    this.kept = new Uint8Array(size);
-    this.field = new Uint8Array(size);
+    this.keptByCell = new Uint8Array(size);
+    this.fieldCodes = new Uint8Array(size);
   }
 
   /** Records a cell that still points to item `index` after rewriting. */
   markKept(index: number, fieldClass: FieldClass): void {
-    this.kept[index] = 1;
+    this.keptByCell[index] = 1;
     this.markField(index, fieldClass);
   }
 
@@ -102,19 +103,19 @@ export class SharedStringUsage {
   }
 
   isKept(index: number): boolean {
-    return this.kept[index] === 1;
+    return this.keptByCell[index] === 1;
   }
 
   fieldOf(index: number): FieldClass | undefined {
-    const code = this.field[index];
+    const code = this.fieldCodes[index];
     return code ? this.classes[code - 1] : undefined;
   }
 
   private markField(index: number, fieldClass: FieldClass): void {
-    if (fieldClass === "none" || this.field[index]) return;
+    if (fieldClass === "none" || this.fieldCodes[index]) return;
     let code = this.classes.indexOf(fieldClass);
     if (code < 0) code = this.classes.push(fieldClass) - 1;
-    this.field[index] = code + 1;
+    this.fieldCodes[index] = code + 1;
   }
 }
 

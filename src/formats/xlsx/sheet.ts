@@ -1,8 +1,8 @@
 /**
  * Worksheets and chart sheets. Rows are read one at a time, so a sheet of
- * any length needs memory for one row only. The first row (among the first
- * MAX_HEADER_ROWS) with a header that classifyField recognises as an
- * identifier field is the header row; the cells below it are rewritten by
+ * any length needs memory for one row only. The header row is the first
+ * row, among the first MAX_HEADER_ROWS, with a header that classifyField
+ * recognises as an identifier field. The cells below it are rewritten by
  * the rules of their column's field class, as CSV and JSON values are.
  * Every other value goes through the text cleaner, and numbers in cells
  * with a date number format are shifted like the dates of a date column.
@@ -49,7 +49,7 @@ export class ColumnTracker {
 
   constructor(private readonly strings: SharedStringTable) {}
 
-  /** The field classes for the cells of `row`; undefined for the header row and the rows above it. */
+  /** Returns the field classes for the cells of `row`, or undefined for the header row and the rows above it. */
   next(row: Row): ReadonlyMap<number, FieldClass> | undefined {
     if (this.classes) return this.classes;
     if (this.rowsSeen++ >= MAX_HEADER_ROWS) return undefined;
@@ -64,7 +64,7 @@ export class ColumnTracker {
   }
 }
 
-/** The text of a cell as a field value: numbers in exponent form written out, surrounding space removed. */
+/** Returns the text of a cell as a field value, with numbers in exponent form written out and surrounding space removed. */
 function fieldText(cell: Cell, strings: SharedStringTable): string {
   const value = (cellValue(cell, strings) ?? "").trim();
   return isNumberType(cell) ? canonicalNumber(value) : value;
@@ -74,7 +74,7 @@ function patientIdCell(row: Row, classes: ReadonlyMap<number, FieldClass>): Cell
   return row.cells.find((cell) => classes.get(cell.column) === "patient-id");
 }
 
-/** A number that a date field holds as text: YYYYMMDD numbers as they are, serial dates as YYYY-MM-DD. */
+/** Returns the text that a date field learns from a number: a YYYYMMDD number as it is, a serial date as YYYY-MM-DD. */
 function numericDateText(value: string, date1904: boolean): string {
   if (compactDate(value)) return value;
   const date = serialToDate(Number(value), date1904);
@@ -197,7 +197,7 @@ export class SheetTransform extends PartTransform {
   }
 
   /**
-   * A numeric cell. In an identifier column the number is rewritten by the
+   * Rewrites a numeric cell. In an identifier column the number is rewritten by the
    * column's rules: an ID becomes its pseudonym as text, a date is shifted
    * (a YYYYMMDD number or a serial date) or becomes "[DATE]". Outside
    * identifier columns a number in a date format is a serial date, and any
@@ -223,7 +223,7 @@ export class SheetTransform extends PartTransform {
     return NUMBER.test(result.text) ? numberCell(cell, tokens, result.text) : stringCell(cell, tokens, result.text);
   }
 
-  /** A cell of type "d": an ISO 8601 date and time, shifted or replaced by "[DATE]". */
+  /** Rewrites a cell of type "d" (an ISO 8601 date and time): the date is shifted or replaced by "[DATE]". */
   private isoDateCell(cell: Cell, tokens: XmlToken[], value: string, patient: Patient | undefined): string {
     const result = replaceDateValue(value, this.shiftDays(patient));
     this.count(Math.max(result.replaced, 1));
@@ -234,7 +234,7 @@ export class SheetTransform extends PartTransform {
     return serializeCell(tokens);
   }
 
-  /** A cell outside identifier columns: its text is cleaned; a number that contains an identifier becomes text. */
+  /** Cleans a cell outside identifier columns. A number that contains an identifier becomes text. */
   private cleanCell(cell: Cell, tokens: XmlToken[], value: string): string {
     if (cell.type === "inlineStr") {
       const inline = child(cell, "is");

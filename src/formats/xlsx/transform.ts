@@ -1,6 +1,6 @@
 /**
  * The base of every part rewriter: it receives tokens one at a time and
- * returns the text to write. Subclasses say which elements they need whole
+ * returns the text to write. Subclasses declare which elements they need whole
  * (a sheet row, a shared string), which to drop, and what each attribute
  * and text node holds. By default every value is opaque: it is copied, and
  * the workbook is left out if it contains a known identifier.
@@ -19,7 +19,7 @@ import {
   type XmlToken,
 } from "./xml.js";
 
-/** An element kept whole in memory (a row, a shared string, a paragraph) holds at most this many characters. */
+/** Characters an element kept whole in memory (a row, a shared string, a paragraph) may have. */
 export const MAX_BUFFERED_CHARACTERS = 64 * 1024 * 1024;
 
 export type AttributeAction = "keep" | "opaque" | "clean" | "formula" | "drop";
@@ -158,7 +158,7 @@ export abstract class PartTransform {
     return changed ? withAttributes(token, attributes) : token;
   }
 
-  /** The new value of an attribute, or undefined to remove it. */
+  /** Returns the new value of an attribute, or undefined to remove it. */
   private attributeValue(element: string, item: XmlAttribute): string | undefined {
     const { name, value } = item;
     if (name === "xmlns" || name.startsWith("xmlns:") || name.startsWith("xml:") || name.startsWith("mc:")) return value;

@@ -9,9 +9,9 @@ import { LimitError } from "../../errors.js";
 import { QuarantineReason } from "../../deid/apply.js";
 
 /**
- * One token holds at most this many characters. Excel caps a cell at
- * 32,767 characters and a formula at 8,192, so only a damaged or hostile
- * part comes near it; the tokenizer holds at most one token in memory.
+ * Characters one token may have. Excel caps a cell at 32,767 characters and
+ * a formula at 8,192, so only a damaged or crafted part comes near it. The
+ * tokenizer keeps at most one incomplete token in memory.
  */
 export const MAX_TOKEN_CHARACTERS = 16 * 1024 * 1024;
 
@@ -34,17 +34,17 @@ export type XmlToken =
 
 export type XmlOpenToken = Extract<XmlToken, { kind: "open" }>;
 
-export function invalidXml(what: string): QuarantineReason {
-  return new QuarantineReason("XLSX_INVALID", `a part of the workbook is not well-formed XML: ${what}`);
+export function invalidXml(problem: string): QuarantineReason {
+  return new QuarantineReason("XLSX_INVALID", `a part of the workbook is not well-formed XML: ${problem}`);
 }
 
-/** The part of a qualified name after its prefix: "x:c" gives "c". */
+/** Returns the part of a qualified name after its prefix: "x:c" gives "c". */
 export function localName(name: string): string {
   const colon = name.indexOf(":");
   return colon < 0 ? name : name.slice(colon + 1);
 }
 
-/** The prefix of a qualified name with its colon ("x:" for "x:c"), or "". */
+/** Returns the prefix of a qualified name with its colon ("x:" for "x:c"), or "". */
 export function prefixOf(name: string): string {
   const colon = name.indexOf(":");
   return colon < 0 ? "" : name.slice(0, colon + 1);
@@ -79,7 +79,7 @@ export function escapeAttribute(text: string): string {
   );
 }
 
-/** The text content of a text or CDATA token. */
+/** Returns the text content of a text or CDATA token. */
 export function tokenText(token: XmlToken): string {
   if (token.kind === "text") return unescapeXml(token.raw);
   if (token.kind === "cdata") return token.raw.slice(9, -3);
@@ -96,7 +96,7 @@ export function serializeOpen(name: string, attributes: readonly XmlAttribute[],
   return `<${name}${parts.join("")}${selfClosing ? "/>" : ">"}`;
 }
 
-/** A copy of `token` with new attributes; its raw text is rebuilt. */
+/** Returns a copy of `token` with new attributes and its raw text rebuilt. */
 export function withAttributes(token: XmlOpenToken, attributes: XmlAttribute[]): XmlOpenToken {
   return { ...token, attributes, raw: serializeOpen(token.name, attributes, token.selfClosing) };
 }
@@ -150,7 +150,7 @@ function parseStartTag(raw: string): XmlOpenToken {
   return { kind: "open", raw, name, attributes, selfClosing };
 }
 
-/** The end of the tag that starts at `start`, skipping '>' inside quoted values; -1 when the buffer ends first. */
+/** Returns the index of the '>' that ends the tag at `start`, skipping quoted values, or -1 when the buffer ends first. */
 function findTagEnd(buffer: string, start: number): number {
   let quote = 0;
   for (let index = start + 1; index < buffer.length; index++) {
@@ -208,7 +208,7 @@ export class XmlTokenizer {
     return tokens;
   }
 
-  /** The token at `start`, or undefined when it is not complete in the buffer yet. */
+  /** Returns the token at `start`, or undefined when it is not complete in the buffer yet. */
   private next(buffer: string, start: number, final: boolean): XmlToken | undefined {
     if (buffer.charCodeAt(start) !== 0x3c) {
       const end = buffer.indexOf("<", start);
