@@ -546,6 +546,14 @@ describe.skipIf(!OPENPYXL)("quarantine", () => {
     expect(existsSync(result.target)).toBe(false);
   });
 
+  test("layout number equal to an ID", async () => {
+    const sheet = readMembers(planted).get("xl/worksheets/sheet2.xml")!.toString("utf8");
+    expect(sheet).toContain('defaultRowHeight="15"');
+    const input = await variant("layout-number.xlsx", { set: { "xl/worksheets/sheet2.xml": sheet.replace('defaultRowHeight="15"', 'defaultRowHeight="12345678"') } });
+    const run = await runWorkbook(input);
+    expect(readMembers(run.target).get("xl/worksheets/sheet2.xml")!.toString("utf8")).toContain('defaultRowHeight="12345678"');
+  });
+
   test("an encrypted workbook gives XLSX_ENCRYPTED", async () => {
     const input = join(dir, "encrypted.xlsx");
     await writeFile(input, Buffer.concat([Buffer.from([0xd0, 0xcf, 0x11, 0xe0, 0xa1, 0xb1, 0x1a, 0xe1]), Buffer.alloc(504)]));

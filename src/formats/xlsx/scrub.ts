@@ -69,12 +69,14 @@ export class Scrubber {
   }
 
   /**
-   * Checks a value that deidkit copies without rewriting (a number of a
-   * layout, a style name): if it contains a known identifier, the workbook
-   * is left out, because the value cannot be changed without breaking it.
+   * Checks a value that deidkit copies without rewriting (a style name, a
+   * shape's position): if it contains a known identifier, the workbook is
+   * quarantined, because the value cannot be changed without breaking it.
+   * Plain numbers are layout values here (widths, offsets, indices), so a
+   * short numeric ID that equals one does not quarantine the workbook.
    */
   checkOpaque(value: string): void {
-    if (value.length < 3) return;
+    if (value.length < MIN_TERM_LENGTH || /^-?\d+(\.\d+)?$/.test(value)) return;
     const result = this.preview(value);
     if (result.count > 0 && result.text !== value) {
       throw new QuarantineReason(

@@ -180,7 +180,7 @@ export class SheetTransform extends PartTransform {
     }
     const value = cellValue(cell, this.settings.strings);
     const index = cell.type === "s" ? Number(childText(cell, "v")?.text) : undefined;
-    if (value === undefined || cell.type === "b" || cell.type === "e") return this.cleanCell(cell, tokens, value ?? "");
+    if (value === undefined || !value.trim() || cell.type === "b" || cell.type === "e") return this.cleanCell(cell, tokens, value ?? "");
     if (isNumberType(cell)) return this.numberCell(cell, tokens, value, fieldClass, patient);
     if (cell.type === "d") return this.isoDateCell(cell, tokens, value, patient);
     // A text value that is a date as a whole is a date, whatever its column.
