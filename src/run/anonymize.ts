@@ -99,6 +99,13 @@ const MIN_FILES_FOR_WORKERS = 16;
 const FILES_PER_BATCH = 64;
 
 /**
+ * System errors that say OUTPUT cannot take more data. They fail the run
+ * (exit 4, nothing published) instead of leaving the file out, because
+ * every later file would fail the same way.
+ */
+const OUTPUT_ERRNOS = new Set(["ENOSPC", "EDQUOT", "EROFS", "EFBIG", "EMFILE", "ENFILE"]);
+
+/**
  * Removes every unpublished path of this process and releases its run
  * locks; for SIGINT and SIGTERM handlers. Returns the paths it could not
  * remove.
@@ -469,6 +476,12 @@ class AnonymizeRun {
         : await runLocally(batch, ({ task }) => this.local.write(task), (done) => onDone(doneBefore + done));
       for (const [position, { index, task }] of batch.entries()) {
         const result = results[position];
+        if (!result.ok && result.errno !== undefined && OUTPUT_ERRNOS.has(result.errno)) {
+          throw new DeidError("IO", `writing OUTPUT failed (${result.errno})`, {
+            path: paths.staging,
+            hint: "free disk space (or raise the quota or open-file limit), then run again; nothing was published",
+          });
+        }
         written[index] = result;
         if (result.ok) await this.recordCompleted(journal, acceptedFiles[index], task, signatures[position], result);
       }

@@ -81,9 +81,14 @@ export interface InputSignature {
   ino: number;
 }
 
+/** Returns the signature of an input file; a file that cannot be examined gets one that matches no recorded signature. */
 export async function inputSignature(path: string): Promise<InputSignature> {
-  const info = await lstat(path);
-  return { size: info.size, mtimeMs: info.mtimeMs, ino: info.ino };
+  try {
+    const info = await lstat(path);
+    return { size: info.size, mtimeMs: info.mtimeMs, ino: info.ino };
+  } catch {
+    return { size: -1, mtimeMs: -1, ino: -1 };
+  }
 }
 
 export function sameSignature(a: InputSignature, b: InputSignature): boolean {

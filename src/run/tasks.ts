@@ -31,6 +31,8 @@ export interface RunSetup {
 export interface Problem {
   reason: string;
   message: string;
+  /** The system error code (ENOENT, ENOSPC, ...) when an I/O call failed. */
+  errno?: string;
 }
 
 /** "dicom" or the name of the format handler that takes the file. */
@@ -74,7 +76,7 @@ export function problemOf(error: unknown): Problem {
     return { reason: error.code, message };
   }
   const code = (error as NodeJS.ErrnoException)?.code;
-  if (typeof code === "string") return { reason: "IO", message: `cannot read the file (${code})` };
+  if (typeof code === "string") return { reason: "IO", message: `cannot read or write the file (${code})`, errno: code };
   return { reason: "INTERNAL", message: "unexpected failure while processing the file" };
 }
 
