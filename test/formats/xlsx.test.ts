@@ -356,6 +356,29 @@ describe.skipIf(!OPENPYXL)("dates without the shift option", () => {
   });
 });
 
+describe.skipIf(!OPENPYXL)("header row search", () => {
+  test("table header wins over a title row", async () => {
+    const input = join(dir, "title.xlsx");
+    const inline = (reference: string, text: string): string => `<c r="${reference}" t="inlineStr"><is><t>${text}</t></is></c>`;
+    const sheet =
+      '<worksheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"><sheetData>' +
+      `<row r="1">${inline("A1", "Review date: 2019-04-12")}</row>` +
+      `<row r="3">${inline("A3", "patient_id")}${inline("B3", "patient_name")}</row>` +
+      `<row r="4">${inline("A4", "ZX-991")}${inline("B4", "Roe, Richard")}</row>` +
+      "</sheetData></worksheet>";
+    editMembers(planted, input, { set: { "xl/worksheets/sheet3.xml": sheet } });
+    const run = await runWorkbook(input);
+    const other = run.registry.patient("ZX-991");
+    expect(readWorkbook(run.target).sheets[2].rows).toEqual([
+      [`Review date: ${shifted("2019-04-12", run.patient.shiftDays)}`, null],
+      [null, null],
+      ["patient_id", "patient_name"],
+      [other.pseudonymId, other.pseudonymName],
+    ]);
+    expect(leaksIn(readMembers(run.target), ["ZX-991", "Roe", "Richard"])).toEqual([]);
+  });
+});
+
 describe.skipIf(!OPENPYXL)("pictures in other formats", () => {
   test("an EMF picture is left out", async () => {
     const members = readMembers(planted);

@@ -29,11 +29,14 @@ import {
 import { compactDate, serialToDate, shiftSerial, toIsoDate } from "./dates.js";
 import { cleanRichText } from "./scrub.js";
 import type { SharedStringTable, SharedStringUsage } from "./shared-strings.js";
-import { PartTransform, type AttributeAction, type PartEnvironment } from "./transform.js";
+import { LimitError } from "../../errors.js";
+import { MAX_BUFFERED_CHARACTERS, PartTransform, type AttributeAction, type PartEnvironment } from "./transform.js";
 import { localName, textToken, tokenText, type XmlToken } from "./xml.js";
 
 /** Rows searched for a header row; a sheet whose header is further down is cleaned as text only. */
 export const MAX_HEADER_ROWS = 20;
+/** Characters of the rows held while the header row is searched; the search ends early when they are more. */
+export const MAX_HEADER_SEARCH_CHARACTERS = 16 * 1024 * 1024;
 
 export interface SheetSettings {
   strings: SharedStringTable;
@@ -42,26 +45,63 @@ export interface SheetSettings {
   date1904: boolean;
 }
 
-/** Finds the header row and returns, for each later row, the field class of each column. */
+/** A row released by the header search, with the field class of each column (undefined above and at the header row). */
+export interface ClassifiedRow {
+  row: Row;
+  classes: ReadonlyMap<number, FieldClass> | undefined;
+}
+
+/**
+ * Finds the header row: among the first MAX_HEADER_ROWS rows, the one with
+ * the most text cells that classifyField recognises, the first of them on
+ * a tie. A title above the table ("Review date: 2019-04-12") recognises
+ * one field at most, so the table's own header row wins over it. Rows are
+ * held until the header row is known, then released in order.
+ */
 export class ColumnTracker {
   private classes: Map<number, FieldClass> | undefined;
-  private rowsSeen = 0;
+  private decided = false;
+  private pending: Array<{ row: Row; classes: Map<number, FieldClass>; characters: number }> = [];
+  private pendingCharacters = 0;
 
   constructor(private readonly strings: SharedStringTable) {}
 
-  /** Returns the field classes for the cells of `row`, or undefined for the header row and the rows above it. */
-  next(row: Row): ReadonlyMap<number, FieldClass> | undefined {
-    if (this.classes) return this.classes;
-    if (this.rowsSeen++ >= MAX_HEADER_ROWS) return undefined;
+  /** Adds the next row of the sheet and returns the rows now released. */
+  push(row: Row, characters: number): ClassifiedRow[] {
+    if (this.decided) return [{ row, classes: this.classes }];
+    this.pending.push({ row, classes: this.classify(row), characters });
+    this.pendingCharacters += characters;
+    if (this.pending.length < MAX_HEADER_ROWS && this.pendingCharacters <= MAX_HEADER_SEARCH_CHARACTERS) return [];
+    return this.finish();
+  }
+
+  /** Decides the header row with the rows seen so far and releases every held row. */
+  finish(): ClassifiedRow[] {
+    if (this.decided) return [];
+    this.decided = true;
+    let header = -1;
+    this.pending.forEach((item, index) => {
+      if (item.classes.size > (header < 0 ? 0 : this.pending[header].classes.size)) header = index;
+    });
+    if (header >= 0) this.classes = this.pending[header].classes;
+    const released = this.pending.map((item, index) => ({ row: item.row, classes: index > header && header >= 0 ? this.classes : undefined }));
+    this.pending = [];
+    return released;
+  }
+
+  private classify(row: Row): Map<number, FieldClass> {
     const classes = new Map<number, FieldClass>();
     for (const cell of row.cells) {
       if (!isStringType(cell)) continue;
       const fieldClass = classifyField(cellValue(cell, this.strings) ?? "");
       if (fieldClass !== "none") classes.set(cell.column, fieldClass);
     }
-    if (classes.size) this.classes = classes;
-    return undefined;
+    return classes;
   }
+}
+
+function tokensLength(tokens: readonly XmlToken[]): number {
+  return tokens.reduce((total, token) => total + token.raw.length, 0);
 }
 
 /** Returns the text of a cell as a field value, with numbers in exponent form written out and surrounding space removed. */
@@ -141,8 +181,18 @@ export class SheetTransform extends PartTransform {
   }
 
   protected override element(tokens: XmlToken[]): string {
-    const row = parseRow(tokens);
-    const classes = this.columns.next(row);
+    return this.columns
+      .push(parseRow(tokens), tokensLength(tokens))
+      .map((item) => this.rewriteRow(item))
+      .join("");
+  }
+
+  protected override closeTag(token: XmlToken): string {
+    if (token.kind !== "close" || localName(token.name) !== "sheetData") return token.raw;
+    return this.columns.finish().map((item) => this.rewriteRow(item)).join("") + token.raw;
+  }
+
+  private rewriteRow({ row, classes }: ClassifiedRow): string {
     const patient = this.rowPatient(row, classes);
     let out = "";
     for (const item of row.items) {
@@ -272,6 +322,7 @@ export class SheetLearner {
   private readonly columns: ColumnTracker;
   private inSheetData = false;
   private row: XmlToken[] | undefined;
+  private rowCharacters = 0;
   private depth = 0;
 
   constructor(
@@ -284,9 +335,15 @@ export class SheetLearner {
   push(token: XmlToken): void {
     if (this.row) {
       this.row.push(token);
+      this.rowCharacters += token.raw.length;
+      if (this.rowCharacters > MAX_BUFFERED_CHARACTERS) {
+        throw new LimitError(`a row of the workbook is longer than ${MAX_BUFFERED_CHARACTERS} characters`, {
+          hint: "the workbook is damaged or crafted; leave it out of the input",
+        });
+      }
       if (token.kind === "open" && !token.selfClosing) this.depth++;
       else if (token.kind === "close" && --this.depth === 0) {
-        this.learnRow(parseRow(this.row));
+        this.columns.push(parseRow(this.row), this.rowCharacters).forEach((item) => this.learnRow(item));
         this.row = undefined;
       }
       return;
@@ -294,17 +351,19 @@ export class SheetLearner {
     if (token.kind === "open") {
       const local = localName(token.name);
       if (local === "sheetData" && !token.selfClosing) this.inSheetData = true;
-      else if (local === "row" && this.inSheetData && !token.selfClosing) {
+      else if (local === "row" && this.inSheetData) {
+        if (token.selfClosing) return;
         this.row = [token];
+        this.rowCharacters = token.raw.length;
         this.depth = 1;
       }
     } else if (token.kind === "close" && localName(token.name) === "sheetData") {
       this.inSheetData = false;
+      this.columns.finish().forEach((item) => this.learnRow(item));
     }
   }
 
-  private learnRow(row: Row): void {
-    const classes = this.columns.next(row);
+  private learnRow({ row, classes }: ClassifiedRow): void {
     if (!classes) return;
     const { strings, date1904 } = this.settings;
     const idCell = patientIdCell(row, classes);

@@ -68,7 +68,7 @@ export abstract class PartTransform {
       }
       case "close":
         this.stack.pop();
-        return token.raw;
+        return this.closeTag(token);
       case "text":
       case "cdata":
         return this.text(tokenText(token), token, this.stack.at(-1) ?? "");
@@ -128,6 +128,11 @@ export abstract class PartTransform {
   /** Writes tokens whose text is already rewritten: start tags get the attribute rules, text is kept. */
   protected serializeRewritten(tokens: readonly XmlToken[]): string {
     return tokens.map((token) => (token.kind === "open" ? this.openTag(token).raw : token.raw)).join("");
+  }
+
+  /** Returns the output for an end tag outside buffered elements. */
+  protected closeTag(token: XmlToken): string {
+    return token.raw;
   }
 
   /** True for elements left out of the output with everything inside them. */
