@@ -18,7 +18,15 @@ import { DEFAULT_READ_LIMITS, parseDataset, parseDicom, type ParsedDicom, type R
 import { FileSource, type ByteSource } from "./source.js";
 import type { Part } from "./writer.js";
 
-const COPY_CHUNK = 4 * 1024 * 1024;
+/**
+ * Bulk values are copied through a buffer of this size. 1 MiB chunks stay in
+ * the CPU cache between the read and the write; 4 MiB chunks were slower on
+ * the benchmark machine (see docs/performance.md).
+ */
+const COPY_CHUNK = 1024 * 1024;
+
+/** The copy buffer of emitParts, which is synchronous, so one buffer serves every call in a thread. */
+let sharedScratch: Buffer | undefined;
 
 export interface OpenedDicom extends ParsedDicom {
   close(): void;
@@ -110,15 +118,27 @@ function* bulkChunks(bulk: BulkRef, scratch: Buffer): Generator<Buffer> {
   }
 }
 
-/** Writes parts to an open file descriptor, copying bulk values in 4 MiB chunks. */
+/** Writes parts to an open file descriptor, copying bulk values in 1 MiB chunks. */
 export function emitParts(parts: Part[], fd: number): number {
   let written = 0;
-  for (const chunk of partChunks(parts)) {
-    let offset = 0;
-    while (offset < chunk.length) offset += writeSync(fd, chunk, offset, chunk.length - offset);
-    written += chunk.length;
+  for (const part of parts) {
+    if (Buffer.isBuffer(part)) {
+      writeFully(fd, part);
+      written += part.length;
+      continue;
+    }
+    sharedScratch ??= Buffer.allocUnsafe(COPY_CHUNK);
+    for (const chunk of bulkChunks(part, sharedScratch)) {
+      writeFully(fd, chunk);
+      written += chunk.length;
+    }
   }
   return written;
+}
+
+function writeFully(fd: number, chunk: Buffer): void {
+  let offset = 0;
+  while (offset < chunk.length) offset += writeSync(fd, chunk, offset, chunk.length - offset);
 }
 
 /** Writes the leading parts as they are and the data set parts raw-deflated (PS3.5 A.5). */

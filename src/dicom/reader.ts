@@ -42,7 +42,7 @@ export const MAX_SUPPORTED_DEPTH = 256;
 export const DEFAULT_READ_LIMITS: ReadLimits = {
   inlineLimit: 256 * 1024,
   maxDepth: 64,
-  maxNodes: 5_000_000,
+  maxNodes: 1_000_000,
   maxHeaderBytes: 1024 * 1024 * 1024,
 };
 
@@ -106,9 +106,15 @@ class Parser {
     });
   }
 
-  private need(offset: number, length: number, end: number, what: string): void {
+  /**
+   * Fails unless `length` bytes remain before `end`. The message names `what`,
+   * followed by `tag` when given; the tag is formatted only on failure,
+   * because this check runs for every element.
+   */
+  private need(offset: number, length: number, end: number, what: string, tag?: Tag): void {
     if (offset + length > end) {
-      this.fail(`truncated ${what}: needs ${length} bytes, ${Math.max(0, end - offset)} remain`, offset);
+      const subject = tag === undefined ? what : `${what} ${formatTag(tag)}`;
+      this.fail(`truncated ${subject}: needs ${length} bytes, ${Math.max(0, end - offset)} remain`, offset);
     }
   }
 
@@ -130,18 +136,15 @@ class Parser {
     return Buffer.from(this.source.read(offset, length));
   }
 
-  private readUint16(offset: number, syntax: Syntax): number {
-    const bytes = this.source.read(offset, 2);
-    return syntax.littleEndian ? bytes.readUInt16LE(0) : bytes.readUInt16BE(0);
-  }
-
   private readUint32(offset: number, syntax: Syntax): number {
     const bytes = this.source.read(offset, 4);
     return syntax.littleEndian ? bytes.readUInt32LE(0) : bytes.readUInt32BE(0);
   }
 
   readTag(offset: number, syntax: Syntax): Tag {
-    return ((this.readUint16(offset, syntax) << 16) | this.readUint16(offset + 2, syntax)) >>> 0;
+    const bytes = this.source.read(offset, 4);
+    if (!syntax.littleEndian) return bytes.readUInt32BE(0);
+    return ((bytes.readUInt16LE(0) << 16) | bytes.readUInt16LE(2)) >>> 0;
   }
 
   /**
@@ -193,19 +196,20 @@ class Parser {
     let length: number;
     let headerLength: number;
     if (syntax.explicitVr) {
-      this.need(offset, 8, end, `header of ${formatTag(tag)}`);
-      vr = this.source.read(offset + 4, 2).toString("latin1");
+      this.need(offset, 8, end, "header of", tag);
+      const header = this.source.read(offset, 8);
+      vr = header.toString("latin1", 4, 6);
       if (!isKnownVr(vr)) this.fail(`invalid VR for ${formatTag(tag)}`, offset + 4);
       if (hasLongLength(vr)) {
-        this.need(offset, 12, end, `header of ${formatTag(tag)}`);
+        this.need(offset, 12, end, "header of", tag);
         length = this.readUint32(offset + 8, syntax);
         headerLength = 12;
       } else {
-        length = this.readUint16(offset + 6, syntax);
+        length = syntax.littleEndian ? header.readUInt16LE(6) : header.readUInt16BE(6);
         headerLength = 8;
       }
     } else {
-      this.need(offset, 8, end, `header of ${formatTag(tag)}`);
+      this.need(offset, 8, end, "header of", tag);
       vr = implicitVr(tag);
       length = this.readUint32(offset + 4, syntax);
       headerLength = 8;
@@ -215,7 +219,7 @@ class Parser {
     if (length === UNDEFINED_LENGTH) {
       return this.parseUndefinedLength(offset, valueOffset, end, tag, vr, syntax, depth);
     }
-    this.need(valueOffset, length, end, `value of ${formatTag(tag)}`);
+    this.need(valueOffset, length, end, "value of", tag);
     const valueEnd = valueOffset + length;
     const element: Element = { tag, vr, undefinedLength: false };
 
@@ -324,11 +328,8 @@ class Parser {
       this.countNode(position);
       const valueOffset = position + 8;
       this.need(valueOffset, length, end, "pixel data fragment");
-      fragments.push(
-        length > this.limits.inlineLimit
-          ? { source: this.source, offset: valueOffset, length }
-          : this.load(valueOffset, length),
-      );
+      // Fragments are never changed, so even small ones stay in the file: a cine loop has thousands.
+      fragments.push({ source: this.source, offset: valueOffset, length });
       position = valueOffset + length;
     }
     return this.fail("missing sequence delimiter after pixel data fragments", position);

@@ -12,7 +12,13 @@ export interface ByteSource {
   close(): void;
 }
 
+/** First read of a file: enough for the header of most images without reading their pixel data. */
+const FIRST_WINDOW_SIZE = 64 * 1024;
+/** Window after a miss: headers larger than the first window (structure sets, plans) are read in these steps. */
 const WINDOW_SIZE = 1 << 20;
+
+/** A window buffer left by a closed FileSource, taken by the next one so that each file does not allocate its own. */
+let spareBuffer: Buffer | undefined;
 
 /**
  * Opens a file for reading only if it is still a regular file: O_NOFOLLOW
@@ -31,14 +37,19 @@ export function openRegularFile(path: string): number {
 }
 
 /**
- * A file read through a 1 MiB window, so that parsing many small header
- * elements costs one system call per window, while bulk values are never
- * loaded unless asked for.
+ * A file read through a window: 64 KiB at first, then 1 MiB, so that parsing
+ * many small header elements costs one system call per window, while a
+ * small image's pixel data, and any bulk value, is never loaded unless asked
+ * for. The window buffer is overwritten by later reads and passed on to
+ * the next FileSource on close, so callers must copy what they keep from
+ * `read`.
  */
 export class FileSource implements ByteSource {
   readonly size: number;
   private readonly fd: number;
-  private window = Buffer.alloc(0);
+  private buffer: Buffer | undefined;
+  private windowReads = 0;
+  private window: Buffer = Buffer.alloc(0);
   private windowStart = 0;
   private closed = false;
 
@@ -57,12 +68,17 @@ export class FileSource implements ByteSource {
       this.readFully(offset, target, length);
       return target;
     }
-    const size = Math.min(WINDOW_SIZE, this.size - offset);
-    const window = Buffer.allocUnsafe(Math.max(size, length));
-    this.readFully(offset, window, window.length);
-    this.window = window;
+    const windowSize = this.windowReads++ === 0 ? FIRST_WINDOW_SIZE : WINDOW_SIZE;
+    const size = Math.max(Math.min(windowSize, this.size - offset), length);
+    if (!this.buffer && spareBuffer) {
+      this.buffer = spareBuffer;
+      spareBuffer = undefined;
+    }
+    if (!this.buffer || this.buffer.length < size) this.buffer = Buffer.allocUnsafe(Math.max(size, windowSize));
+    const count = this.readFully(offset, this.buffer, size);
+    this.window = this.buffer.subarray(0, count);
     this.windowStart = offset;
-    return window.subarray(0, length);
+    return this.buffer.subarray(0, length);
   }
 
   readInto(offset: number, target: Buffer, length: number): number {
@@ -72,6 +88,9 @@ export class FileSource implements ByteSource {
   close(): void {
     if (this.closed) return;
     this.closed = true;
+    if (this.buffer && (!spareBuffer || spareBuffer.length < this.buffer.length)) spareBuffer = this.buffer;
+    this.buffer = undefined;
+    this.window = Buffer.alloc(0);
     closeSync(this.fd);
   }
 
