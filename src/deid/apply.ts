@@ -12,17 +12,34 @@
 import { codecForSpecificCharacterSet, type CharsetCodec } from "../dicom/charset.js";
 import { vrOf, type Element, type Item } from "../dicom/dataset.js";
 import { lookupTag } from "../dicom/dictionary.js";
+import { STRING_VRS } from "../dicom/vr.js";
 import { isPrivateCreatorTag, isPrivateTag, TAG, tagElement, tagGroup } from "../dicom/tags.js";
 import { ruleFor, safePrivateKey, type Action, type CompiledProfile } from "../profile/profile.js";
 import type { TextCleaner } from "./cleaner.js";
 import { capAge, shiftDa, shiftDt } from "./dates.js";
 import type { Patient } from "./identifiers.js";
-import { decodeText, setEmpty, setText, splitValues } from "./values.js";
+import { decodeText, loadStringValue, setEmpty, setText, splitValues } from "./values.js";
 
 type Mode = "normal" | "clean" | "dummy";
 
 /** Text VRs that may carry free text or names. */
 const TEXT_VRS = new Set(["LO", "SH", "ST", "LT", "UT", "UC", "PN"]);
+
+/** String VRs of codes and addresses, cleaned of known identifiers where the profile keeps them. */
+const CODE_VRS = new Set(["CS", "AE", "UR"]);
+
+const BINARY_VRS = new Set(["OB", "OW", "OF", "OD", "OL", "OV", "UN"]);
+
+/**
+ * True when a standard attribute whose dictionary VR is text or a sequence
+ * arrives with a binary VR (say Content Sequence written as OB): its bytes
+ * cannot be read as what they are, so they cannot be de-identified.
+ */
+function hasForeignBinaryVr(element: Element): boolean {
+  if (!BINARY_VRS.has(vrOf(element)) || element.fragments || element.items) return false;
+  const expected = lookupTag(element.tag)?.vr;
+  return expected !== undefined && (expected === "SQ" || STRING_VRS.has(expected));
+}
 const DATE_VRS = new Set(["DA", "DT", "TM"]);
 /**
  * Binary VRs whose content deidkit cannot search for identifiers. Overlay
@@ -244,7 +261,30 @@ class ItemProcessor {
       return true;
     }
     if (TEXT_VRS.has(vrOf(element))) this.cleanText(element);
+    else if (CODE_VRS.has(vrOf(element))) this.cleanCode(element);
     return true;
+  }
+
+  /**
+   * Cleans CS, AE and UR values of patient identifiers too: a patient's
+   * name or ID can be typed into Image Type or a URL. Matches of staff names
+   * alone are ignored here, because a staff name such as "Text" would break
+   * enumerated values like Value Type TEXT. A cleaned CS value is put back
+   * into the CS repertoire (upper case, digits, space, underscore).
+   */
+  private cleanCode(element: Element): void {
+    if (!element.bytes || element.bytes.length === 0) return;
+    const vr = vrOf(element);
+    let changed = false;
+    const values = this.text(element).map((value) => {
+      const result = this.context.cleaner.clean(value);
+      const categories = Object.keys(result.replaced);
+      if (result.text === value || categories.every((category) => category === "staff-name")) return value;
+      changed = true;
+      this.context.counts.textReplacements++;
+      return vr === "CS" ? result.text.toUpperCase().replace(/[^A-Z0-9 _]/g, "_") : result.text;
+    });
+    if (changed) setText(element, values, this.codec);
   }
 
   /** Private data elements: kept only when safe (PS3.15 Table E.3.10-1) and the option is selected. */
@@ -259,6 +299,7 @@ class ItemProcessor {
     if (rule.action !== "X" && safe && !opaqueSequence) {
       // Implicit VR files store private values as UN; the safe list gives their real VR.
       if (element.vr === "UN" && safe.vr && safe.vr.length === 2) element.valueVr = safe.vr;
+      loadStringValue(element);
       this.context.counts.privateKept++;
       this.clean(element);
       return true;
@@ -300,6 +341,11 @@ class ItemProcessor {
         }
         continue;
       }
+      if (hasForeignBinaryVr(element)) {
+        this.context.counts.removed++;
+        continue;
+      }
+      loadStringValue(element);
       const rule = ruleFor(this.context.profile, tag);
       if (rule?.code === "X/Z" && element.items && element.items.length > 0) {
         // A sequence with items stays, its content replaced by dummies: emptying it breaks modules that

@@ -8,7 +8,7 @@ import { lookupTag } from "../dicom/dictionary.js";
 import { isPrivateTag, TAG } from "../dicom/tags.js";
 import type { OptionName } from "../profile/profile.js";
 import type { IdentifierRegistry, Patient } from "./identifiers.js";
-import { decodeText, splitValues } from "./values.js";
+import { decodeText, loadStringValue, splitValues } from "./values.js";
 
 /** Attributes whose values identify the patient directly, by keyword (PS3.6). */
 const PATIENT_NAME_KEYWORDS = new Set(["PatientName", "OtherPatientNames", "PatientBirthName", "PatientMotherBirthName", "ResponsiblePerson"]);
@@ -62,7 +62,9 @@ class Collector {
         for (const child of element.items) this.collectItem(child, codec);
         continue;
       }
-      if (isPrivateTag(element.tag) || !element.bytes) continue;
+      if (isPrivateTag(element.tag)) continue;
+      loadStringValue(element);
+      if (!element.bytes) continue;
       this.collectElement(element, codec);
     }
   }

@@ -2,7 +2,8 @@
 import type { CharsetCodec } from "../dicom/charset.js";
 import { CHARSET_SENSITIVE_VRS } from "../dicom/charset.js";
 import { vrOf, type Element } from "../dicom/dataset.js";
-import { MAX_VALUE_LENGTH, paddingByte } from "../dicom/vr.js";
+import { MAX_VALUE_LENGTH, paddingByte, STRING_VRS } from "../dicom/vr.js";
+import { LimitError } from "../errors.js";
 
 /** VRs that hold one value which may itself contain backslashes (PS3.5 section 6.4). */
 const SINGLE_VALUED_VRS = new Set(["LT", "ST", "UT", "UR"]);
@@ -59,4 +60,24 @@ export function setEmpty(element: Element): void {
   element.fragments = undefined;
   if (element.items) element.items = [];
   else element.undefinedLength = false;
+}
+
+/** Text values held in memory at most; a longer one cannot be cleaned, so its file is left out. */
+export const MAX_TEXT_VALUE_BYTES = 64 * 1024 * 1024;
+
+/**
+ * Loads a string value that the reader left in the file because it is long
+ * (a report in UT, say), so that it can be cleaned like any other value.
+ * Binary values stay where they are.
+ */
+export function loadStringValue(element: Element): void {
+  if (!element.bulk || !STRING_VRS.has(vrOf(element))) return;
+  const { source, offset, length } = element.bulk;
+  if (length > MAX_TEXT_VALUE_BYTES) {
+    throw new LimitError(`a ${vrOf(element)} text value is longer than ${MAX_TEXT_VALUE_BYTES} bytes`, {
+      hint: "such a value cannot be cleaned; the file is left out",
+    });
+  }
+  element.bytes = Buffer.from(source.read(offset, length));
+  element.bulk = undefined;
 }

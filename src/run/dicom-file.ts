@@ -27,11 +27,23 @@ function stringValue(element: Element | undefined): string {
   return element?.bytes ? element.bytes.toString("latin1").replace(/[\0 ]+$/, "").trim() : "";
 }
 
-/** Burned-in text cannot be removed without the Clean Pixel Data Option, which deidkit does not offer. */
+function flagIsYes(dataset: Item, tag: number): boolean {
+  return stringValue(findElement(dataset, tag))
+    .split("\\")
+    .some((value) => value.trim().toUpperCase() === "YES");
+}
+
+/**
+ * Burned-in text and recognisable faces cannot be removed without the Clean
+ * Pixel Data and Clean Recognizable Visual Features Options, which deidkit
+ * does not offer, so such files are left out.
+ */
 function checkBurnedInAnnotation(dataset: Item): void {
-  const flag = stringValue(findElement(dataset, 0x00280301)).toUpperCase();
-  if (flag === "YES") {
+  if (flagIsYes(dataset, 0x00280301)) {
     throw new QuarantineReason("BURNED_IN_ANNOTATION", "Burned In Annotation (0028,0301) is YES: the pixels may show identifiers");
+  }
+  if (flagIsYes(dataset, 0x00280302)) {
+    throw new QuarantineReason("RECOGNIZABLE_VISUAL_FEATURES", "Recognizable Visual Features (0028,0302) is YES: the pixels may show a face");
   }
 }
 
