@@ -99,7 +99,7 @@ const MIN_FILES_FOR_WORKERS = 16;
 const FILES_PER_BATCH = 64;
 
 /**
- * System errors that say OUTPUT cannot take more data. They fail the run
+ * System errors that mean OUTPUT cannot take more data. They fail the run
  * (exit 4, nothing published) instead of leaving the file out, because
  * every later file would fail the same way.
  */
@@ -416,7 +416,7 @@ class AnonymizeRun {
     }
   }
 
-  /** The part of the state file that does not change during the run. */
+  /** Builds the part of the state file that does not change during the run. */
   private stateBase(): Omit<RunState, "phase"> {
     return {
       format: STATE_FORMAT,
@@ -717,7 +717,7 @@ async function finishRun(paths: RunPaths, published: boolean): Promise<void> {
   for (const path of [paths.staging, paths.journal, paths.state, paths.keyPath, reportPathBeforePublish(paths)]) unpublished.delete(path);
 }
 
-/** Where the report is written before publishing: inside the staging folder when --report points into OUTPUT. */
+/** Returns where the report is written before publishing: inside the staging folder when --report points into OUTPUT. */
 function reportPathBeforePublish(paths: RunPaths): string {
   const fromOutput = relative(resolve(paths.output), resolve(paths.reportPath));
   const inside = fromOutput !== "" && !fromOutput.startsWith("..") && !isAbsolute(fromOutput);

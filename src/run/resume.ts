@@ -3,7 +3,7 @@
  * file next to OUTPUT that records the run's settings and how far it got,
  * and a journal inside the staging folder that records each completed file.
  *
- * Neither holds a value read from the input in clear text. The state file
+ * Neither contains a value read from the input in clear text. The state file
  * holds keyed hashes only. The journal's entries (input paths, original
  * UIDs) are encrypted with a key derived from the run's secret, so only a
  * run with the same secret can read them.
@@ -32,7 +32,7 @@ export type RunPhase = "write" | "key" | "report" | "publish";
 export interface RunState {
   format: typeof STATE_FORMAT;
   version: number;
-  /** Keyed hash of a constant: tells whether a resuming run has the same secret. */
+  /** Keyed hash of a constant, compared to check that a resuming run has the same secret. */
   secretCheck: string;
   /** Keyed hash of the run's settings (paths, profile options, limits, --map). */
   settingsCheck: string;

@@ -54,7 +54,7 @@ function parseOwner(text: string): LockOwner | undefined {
  * Creates the lock file with its full content in one step: the content is
  * written under a name of this process, then hard-linked to the lock path,
  * which fails with EEXIST when another run holds the lock. So no run ever
- * sees an empty lock file.
+ * reads an empty lock file.
  */
 async function tryCreate(path: string, owner: LockOwner): Promise<boolean> {
   const temp = `${path}.${owner.pid}.tmp`;
@@ -73,7 +73,7 @@ async function tryCreate(path: string, owner: LockOwner): Promise<boolean> {
 /**
  * Takes the lock for OUTPUT or raises LOCKED. A lock left by a process that
  * no longer runs on this host is stale: it is replaced, and `onStale` is
- * told. A lock from another host is never replaced, because its process
+ * called with a message. A lock from another host is never replaced, because its process
  * cannot be checked from here.
  */
 export async function acquireRunLock(output: string, onStale: (message: string) => void = () => {}): Promise<RunLock> {
@@ -112,8 +112,8 @@ export async function acquireRunLock(output: string, onStale: (message: string) 
       });
     }
     // NOTE: two runs that find the same stale lock at the same moment could
-    // both pass this check; the second one then removes the first one's lock.
-    // The re-read below narrows that window to a few system calls.
+    // both pass this check, and then the second one removes the first one's
+    // lock. The re-read below narrows that window to a few system calls.
     const again = await readFile(path, "utf8").catch(() => undefined);
     if (again === text) await unlink(path).catch(() => {});
     onStale(`removed a stale lock of OUTPUT left by process ${holder.pid}, which no longer runs`);

@@ -132,6 +132,31 @@ describe("names and depth", () => {
     expect(await leftovers(tree.dir)).toEqual([]);
   });
 
+  test("names with separators and control characters", async () => {
+    const names = ["back\\slash_Doe_Jane.dcm", "new\nline_Doe_Jane.dcm", "...dcm"];
+    for (const name of names) await copyFile(CT, join(tree.input, name));
+    const run = await anonymizeTo(tree.at("out"));
+    expect(run.code, run.stderr).toBe(0);
+    const entries = await listEntries(tree.at("out"));
+    expect(entries.length).toBe(4 + names.length + 3);
+    for (const entry of entries) {
+      expect(entry).not.toMatch(/[\\\n]/);
+      expect(entry).not.toMatch(/Doe|Jane/);
+    }
+    expect(run.stderr).not.toMatch(/Doe|Jane/);
+  });
+
+  // NOTE: output names are not shortened, so a name that grows past the
+  // file system's 255 bytes when identifiers become pseudonyms is left out.
+  test("name too long once rewritten is left out", async () => {
+    await copyFile(CT, join(tree.input, `${"Doe_Jane_".repeat(27)}.dcm`));
+    const run = await anonymizeTo(tree.at("out"));
+    expect(run.code, run.stderr).toBe(1);
+    const report = await readReport(tree.at("out"));
+    expect(report.quarantined).toEqual([{ path: "file-5.dcm", reason: "IO", message: "cannot read or write the file (ENAMETOOLONG)" }]);
+    expect(run.stderr).not.toMatch(/Doe|Jane/);
+  });
+
   test("folders nested 200 deep", async () => {
     const parts = Array.from({ length: 200 }, (_, level) => `d${level % 10}`);
     const deep = join(tree.input, ...parts);
