@@ -4,7 +4,7 @@
  * temporary file so that memory stays flat.
  */
 import { once } from "node:events";
-import { createReadStream, createWriteStream, rmSync, writeSync } from "node:fs";
+import { closeSync, createReadStream, createWriteStream, openSync, rmSync, writeSync } from "node:fs";
 import { mkdtemp } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -43,19 +43,35 @@ export async function openDicom(path: string, options: OpenOptions = {}): Promis
   const limits = options.limits ?? DEFAULT_READ_LIMITS;
   const source = new FileSource(path);
   const sources: ByteSource[] = [source];
-  let tempDir: string | undefined;
+  let inflatedFd: number | undefined;
   const close = (): void => {
     for (const opened of sources) opened.close();
-    if (tempDir) rmSync(tempDir, { recursive: true, force: true });
+    // Before the inflated FileSource exists, its descriptor is closed here; after, the source closes it.
+    if (inflatedFd !== undefined && sources.length === 1) {
+      try {
+        closeSync(inflatedFd);
+      } catch {
+        // A write stream that failed may have closed the descriptor already.
+      }
+    }
+    inflatedFd = undefined;
   };
   try {
     const parsed = parseDicom(source, limits);
     if (!parsed.transferSyntax.deflated) return { ...parsed, close };
 
-    tempDir = await mkdtemp(join(tmpdir(), "deidkit-inflate-"));
+    // The inflated data set holds the original identifiers in plain text. Its
+    // file is unlinked as soon as it is created, so it disappears with the
+    // descriptor even if the process is killed.
+    const tempDir = await mkdtemp(join(tmpdir(), "deidkit-inflate-"));
     const inflatedPath = join(tempDir, "dataset");
-    await inflateRange(path, parsed.datasetOffset, inflatedPath, options.maxInflatedBytes ?? 4 * 1024 ** 3);
-    const inflated = new FileSource(inflatedPath);
+    try {
+      inflatedFd = openSync(inflatedPath, "wx+", 0o600);
+    } finally {
+      rmSync(tempDir, { recursive: true, force: true });
+    }
+    await inflateRange(path, parsed.datasetOffset, inflatedFd, options.maxInflatedBytes ?? 4 * 1024 ** 3);
+    const inflated = new FileSource(inflatedPath, inflatedFd);
     sources.push(inflated);
     const dataset = parseDataset(inflated, { littleEndian: true, explicitVr: true }, limits);
     return { ...parsed, dataset, close };
@@ -65,7 +81,7 @@ export async function openDicom(path: string, options: OpenOptions = {}): Promis
   }
 }
 
-async function inflateRange(path: string, start: number, target: string, maxBytes: number): Promise<void> {
+async function inflateRange(path: string, start: number, targetFd: number, maxBytes: number): Promise<void> {
   let total = 0;
   const cap = new Transform({
     transform(chunk: Buffer, _encoding, callback) {
@@ -80,7 +96,7 @@ async function inflateRange(path: string, start: number, target: string, maxByte
     },
   });
   try {
-    await pipeline(createReadStream(path, { start }), createInflateRaw(), cap, createWriteStream(target));
+    await pipeline(createReadStream(path, { start }), createInflateRaw(), cap, createWriteStream("", { fd: targetFd, autoClose: false }));
   } catch (error) {
     // zlib reports a damaged or cut-off stream with a Z_* code. That is
     // invalid input, not an I/O failure.

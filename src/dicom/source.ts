@@ -53,8 +53,12 @@ export class FileSource implements ByteSource {
   private windowStart = 0;
   private closed = false;
 
-  constructor(readonly path: string) {
-    this.fd = openRegularFile(path);
+  /** Opens `path`, or takes over `fd` (closed by `close`) when one is given. */
+  constructor(
+    readonly path: string,
+    fd?: number,
+  ) {
+    this.fd = fd ?? openRegularFile(path);
     this.size = fstatSync(this.fd).size;
   }
 
