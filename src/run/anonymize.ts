@@ -259,6 +259,7 @@ class AnonymizeRun {
     for (const entry of this.entries) {
       if (entry.kind === "symlink") this.quarantine.set(entry, { reason: "SYMLINK", message: "symbolic link not followed" });
       else if (entry.kind === "special") this.quarantine.set(entry, { reason: "SPECIAL_FILE", message: "not a regular file (FIFO, socket or device)" });
+      else if (entry.kind === "unreadable") this.quarantine.set(entry, { reason: "UNREADABLE", message: `cannot be listed or examined (${entry.errorCode}); a name that is not valid UTF-8 shows as ENOENT` });
       else regularFiles.push(entry);
     }
     const jobs = Math.min(this.options.jobs ?? 1, regularFiles.length);

@@ -155,6 +155,7 @@ export async function scanTree(options: ScanOptions): Promise<ScanReport> {
 function leaveOutReason(entry: TreeEntry, result: LearnResult | undefined, facts: EntryFacts): string | undefined {
   if (entry.kind === "symlink") return "SYMLINK";
   if (entry.kind === "special") return "SPECIAL_FILE";
+  if (entry.kind === "unreadable") return "UNREADABLE";
   if (result && !result.ok) return result.reason;
   if (facts.dicom?.burnedInAnnotation) return "BURNED_IN_ANNOTATION";
   if (facts.dicom && (!facts.dicom.sopClassUid || !facts.dicom.hasSopInstanceUid)) return "MISSING_SOP_UIDS";

@@ -1,7 +1,7 @@
 import { lstat, opendir } from "node:fs/promises";
 import { join, relative, sep } from "node:path";
 
-export type EntryKind = "file" | "symlink" | "special";
+export type EntryKind = "file" | "symlink" | "special" | "unreadable";
 
 export interface TreeEntry {
   /** Absolute path in the input. */
@@ -10,12 +10,21 @@ export interface TreeEntry {
   relativePath: string;
   kind: EntryKind;
   size: number;
+  /** For "unreadable": the system error code (EACCES, ENOENT for a name that is not valid UTF-8, ...). */
+  errorCode?: string;
+}
+
+function errorCodeOf(error: unknown): string {
+  const code = (error as NodeJS.ErrnoException)?.code;
+  return typeof code === "string" ? code : "error";
 }
 
 /**
  * Lists every entry below `root` in a stable order (sorted by name at each
  * level). Symbolic links are reported, never followed; FIFOs, sockets and
- * devices are reported as "special" so that they are never opened.
+ * devices are reported as "special" so that they are never opened. A
+ * folder or entry that cannot be listed or examined is reported as
+ * "unreadable" instead of ending the walk; only an unreadable root throws.
  */
 export async function walkTree(root: string): Promise<TreeEntry[]> {
   const entries: TreeEntry[] = [];
@@ -23,14 +32,27 @@ export async function walkTree(root: string): Promise<TreeEntry[]> {
   while (pending.length > 0) {
     const directory = pending.pop()!;
     const names: string[] = [];
-    const handle = await opendir(directory);
-    for await (const dirent of handle) names.push(dirent.name);
+    try {
+      const handle = await opendir(directory);
+      for await (const dirent of handle) names.push(dirent.name);
+    } catch (error) {
+      if (directory === root) throw error;
+      const relativePath = relative(root, directory).split(sep).join("/");
+      entries.push({ path: directory, relativePath, kind: "unreadable", size: 0, errorCode: errorCodeOf(error) });
+      continue;
+    }
     names.sort();
     const subdirectories: string[] = [];
     for (const name of names) {
       const path = join(directory, name);
-      const info = await lstat(path);
       const relativePath = relative(root, path).split(sep).join("/");
+      let info;
+      try {
+        info = await lstat(path);
+      } catch (error) {
+        entries.push({ path, relativePath, kind: "unreadable", size: 0, errorCode: errorCodeOf(error) });
+        continue;
+      }
       if (info.isDirectory()) subdirectories.push(path);
       else if (info.isSymbolicLink()) entries.push({ path, relativePath, kind: "symlink", size: 0 });
       else if (info.isFile()) entries.push({ path, relativePath, kind: "file", size: info.size });
