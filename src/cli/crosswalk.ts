@@ -27,7 +27,8 @@ export async function readCrosswalk(path: string): Promise<Map<string, string>> 
     const lineNumber = index + 1;
     if (line.trim() === "") return;
     const cells = line.split(/[,;\t]/).map((cell) => cell.trim().replace(/^"(.*)"$/, "$1"));
-    if (index === 0 && HEADER_PATTERN.test(cells[0] ?? "")) return;
+    // A header names its columns with words; a first data row holds an ID, which has digits.
+    if (index === 0 && HEADER_PATTERN.test(cells[0] ?? "") && !cells.some((cell) => /\d/.test(cell))) return;
     if (cells.length !== 2 || !cells[0] || !cells[1]) {
       throw new UsageError(`--map line ${lineNumber}: expected two non-empty columns`, {
         path,

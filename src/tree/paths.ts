@@ -19,7 +19,24 @@ export function rewriteComponent(component: string, cleaner: TextCleaner): strin
     .text.replace(/\[([A-Z]+)\]/g, "$1")
     .replace(UNSAFE_CHARACTERS, "_");
   if (out === "" || out === "." || out === "..") out = "_".repeat(Math.max(1, out.length));
-  return out;
+  return fitComponent(out);
+}
+
+/** File systems limit a path component to 255 bytes; replacements can make a name longer. */
+const MAX_COMPONENT_BYTES = 255;
+
+/**
+ * Shortens a component to at most 255 bytes, keeping its extension and
+ * whole characters; the PathMapper tells apart two names that become equal.
+ */
+function fitComponent(component: string): string {
+  if (Buffer.byteLength(component) <= MAX_COMPONENT_BYTES) return component;
+  const dot = component.lastIndexOf(".");
+  const extension = dot > 0 && component.length - dot <= 10 ? component.slice(dot) : "";
+  let stem = component.slice(0, component.length - extension.length);
+  // Room for the extension and a "~N" suffix added on collisions.
+  while (Buffer.byteLength(stem) + Buffer.byteLength(extension) > MAX_COMPONENT_BYTES - 8) stem = stem.slice(0, -1);
+  return stem + extension;
 }
 
 /** Maps input relative paths to unique output relative paths. */
