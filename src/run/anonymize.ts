@@ -463,7 +463,8 @@ class AnonymizeRun {
       const finalPath = join(paths.staging, output);
       await mkdir(dirname(finalPath), { recursive: true });
       const tempPath = join(dirname(finalPath), `.deidkit-tmp-${randomBytes(6).toString("hex")}`);
-      pending.push({ index, task: { path: entry.path, relativePath: entry.relativePath, tempPath, finalPath, fileKind: this.fileKind.get(entry)! } });
+      const fileKind = this.fileKind.get(entry)!;
+      pending.push({ index, task: { path: entry.path, relativePath: entry.relativePath, tempPath, finalPath, fileKind, size: entry.size, mtimeMs: entry.mtimeMs } });
     }
     const onDone = this.progress("write", acceptedFiles.length);
     if (this.pool) await this.pool.useTerms(terms);

@@ -4,7 +4,7 @@
  * so that they can cross a thread boundary.
  */
 import { closeSync, readSync } from "node:fs";
-import { rename, rm } from "node:fs/promises";
+import { lstat, rename, rm } from "node:fs/promises";
 
 import { isDeidError } from "../errors.js";
 import { looksLikeDicom } from "../dicom/reader.js";
@@ -52,6 +52,21 @@ export interface WriteTask {
   tempPath: string;
   finalPath: string;
   fileKind: FileKind;
+  /** Size and modification time seen by the tree walk, before pass 1 learnt the file. */
+  size?: number;
+  mtimeMs?: number;
+}
+
+/**
+ * Throws when a file is not what pass 1 learnt from: its identifiers may be
+ * ones the run never saw, so it cannot be cleaned with confidence.
+ */
+async function checkUnchanged(task: WriteTask): Promise<void> {
+  if (task.size === undefined || task.mtimeMs === undefined) return;
+  const info = await lstat(task.path);
+  if (!info.isFile() || info.size !== task.size || info.mtimeMs !== task.mtimeMs) {
+    throw new QuarantineReason("CHANGED_DURING_RUN", "the file changed after its identifiers were learnt; run again on a tree that is not being written to");
+  }
 }
 
 const HEAD_BYTES = 256;
@@ -189,14 +204,17 @@ export class TaskRunner {
     this.uids = [];
     const { path, tempPath, finalPath } = task;
     try {
+      await checkUnchanged(task);
       if (task.fileKind === "dicom") {
         const result = await deidentifyDicomFile(path, tempPath, this.dicomContext(), this.setup.passOptions);
+        await checkUnchanged(task);
         await rename(tempPath, finalPath);
         return { ok: true, counts: result.counts, sopInstanceUid: result.sopInstanceUid, uids: this.uids };
       }
       const format = this.formats.byName(task.fileKind);
       if (!format) throw new Error(`no format handler named ${task.fileKind}`);
       const result = await format.write(path, tempPath, this.formatContext(task.relativePath));
+      await checkUnchanged(task);
       await rename(tempPath, finalPath);
       const counts = emptyCounts();
       counts.textReplacements = result.replacements;

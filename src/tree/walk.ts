@@ -10,6 +10,8 @@ export interface TreeEntry {
   relativePath: string;
   kind: EntryKind;
   size: number;
+  /** Modification time when the tree was walked (ms), to notice a file that changes during the run. */
+  mtimeMs?: number;
   /** For "unreadable": the system error code (EACCES, ENOENT for a name that is not valid UTF-8, ...). */
   errorCode?: string;
 }
@@ -55,7 +57,7 @@ export async function walkTree(root: string): Promise<TreeEntry[]> {
       }
       if (info.isDirectory()) subdirectories.push(path);
       else if (info.isSymbolicLink()) entries.push({ path, relativePath, kind: "symlink", size: 0 });
-      else if (info.isFile()) entries.push({ path, relativePath, kind: "file", size: info.size });
+      else if (info.isFile()) entries.push({ path, relativePath, kind: "file", size: info.size, mtimeMs: info.mtimeMs });
       else entries.push({ path, relativePath, kind: "special", size: 0 });
     }
     // Reverse so that popping visits subdirectories in sorted order.
