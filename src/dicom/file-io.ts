@@ -19,9 +19,11 @@ import { FileSource, type ByteSource } from "./source.js";
 import type { Part } from "./writer.js";
 
 /**
- * Bulk values are copied through a buffer of this size. 1 MiB chunks stay in
- * the CPU cache between the read and the write; 4 MiB chunks were slower on
- * the benchmark machine (see docs/performance.md).
+ * Bulk values are copied through a buffer of this size, small enough to stay
+ * in the CPU cache between the read and the write. Moving from a new 4 MiB
+ * buffer per file to this shared one halved the system time of a
+ * single-thread benchmark run (docs/performance.md); the two effects were
+ * not measured apart.
  */
 const COPY_CHUNK = 1024 * 1024;
 
