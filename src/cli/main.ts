@@ -4,6 +4,8 @@
  */
 import { Command, CommanderError } from "commander";
 
+import { AUDIT_LOG_ENV, AuditSession } from "../audit/audit-log.js";
+import { auditOptions } from "../audit/audit-options.js";
 import { isDeidError } from "../errors.js";
 import { TOOL_VERSION } from "../version.js";
 import { anonymizeCommand } from "./commands/anonymize.js";
@@ -22,10 +24,49 @@ Examples:
   $ deidkit anonymize Data/ out/ --recipient keys/recipient.pub --secret study.secret
   $ deidkit key inspect out.deidkey
   $ deidkit key decrypt out.deidkey --identity keys/identity.key
+  $ deidkit verify out/ --manifest out.manifest.json --signer signing/signing.pub
 
 Run deidkit help COMMAND for the options of one command.`;
 
-export function buildProgram(output: CliOutput, setExit: (code: number) => void): Command {
+/** Commands that write an audit line when --audit-log or DEIDKIT_AUDIT_LOG names a file. */
+const AUDITED_COMMANDS = new Set([
+  "anonymize",
+  "verify",
+  "reidentify",
+  "keygen",
+  "key inspect",
+  "key decrypt",
+  "key merge",
+  "key rotate",
+  "secret new",
+]);
+
+/** Returns a command's name with its parents', without the program's: "key merge". */
+function commandPath(command: Command): string {
+  const names: string[] = [];
+  for (let current: Command | null = command; current?.parent; current = current.parent) names.unshift(current.name());
+  return names.join(" ");
+}
+
+/** Opens the audit log before an audited command's action runs, so an unwritable log stops it first. */
+async function beginAudit(audit: AuditSession, command: Command): Promise<void> {
+  const name = commandPath(command);
+  if (!AUDITED_COMMANDS.has(name)) return;
+  const flags = command.opts();
+  const path = (flags.auditLog as string | undefined) ?? (process.env[AUDIT_LOG_ENV] || undefined);
+  if (path === undefined) return;
+  const given: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(flags)) {
+    if (command.getOptionValueSource(key) === "cli") given[key] = value;
+  }
+  const args: Record<string, unknown> = {};
+  command.registeredArguments.forEach((argument, index) => {
+    args[argument.name()] = command.processedArgs[index];
+  });
+  await audit.begin(path, name, auditOptions({ options: given, arguments: args }));
+}
+
+export function buildProgram(output: CliOutput, setExit: (code: number) => void, audit = new AuditSession()): Command {
   const program = new Command("deidkit")
     .description("De-identify radiotherapy research data (DICOM) with keyed pseudonyms and a sealed re-identification key")
     .version(TOOL_VERSION)
@@ -38,13 +79,14 @@ export function buildProgram(output: CliOutput, setExit: (code: number) => void)
       outputError: (text, write) => write(text.replace(/^error: /, "deidkit: error: ")),
     });
   const current = (): CliOutput => output;
+  const recordCounts = (counts: Record<string, number>): void => audit.addCounts(counts);
   for (const command of [
-    anonymizeCommand(current, setExit),
-    keygenCommand(current),
-    keyCommand(current),
+    anonymizeCommand(current, setExit, recordCounts),
+    keygenCommand(current, recordCounts),
+    keyCommand(current, setExit, recordCounts),
     secretCommand(current),
     profileCommand(current),
-    verifyCommand(current, setExit),
+    verifyCommand(current, setExit, recordCounts),
     reidentifyCommand(current, setExit),
     scanCommand(current),
   ]) {
@@ -57,9 +99,13 @@ export function buildProgram(output: CliOutput, setExit: (code: number) => void)
       writeErr: (text) => output.streams.stderr.write(text),
       outputError: (text, write) => write(text.replace(/^error: /, "deidkit: error: ")),
     });
+    if (AUDITED_COMMANDS.has(commandPath(command))) {
+      command.option("--audit-log <FILE>", `append one JSON line about this run to FILE (mode 0600 when created); default: $${AUDIT_LOG_ENV}`);
+    }
     command.commands.forEach(configure);
   };
   program.commands.forEach(configure);
+  program.hook("preAction", async (_program, actionCommand) => beginAudit(audit, actionCommand));
   return program;
 }
 
@@ -68,12 +114,29 @@ export async function runCli(argv: readonly string[], streams: CliStreams): Prom
   const quiet = argv.includes("-q") || argv.includes("--quiet");
   const output = new CliOutput(streams, quiet);
   let exitCode: number = EXIT.OK;
-  const program = buildProgram(output, (code) => {
-    exitCode = Math.max(exitCode, code);
-  });
+  const audit = new AuditSession();
+  const program = buildProgram(
+    output,
+    (code) => {
+      exitCode = Math.max(exitCode, code);
+    },
+    audit,
+  );
+  const code = await runProgram(program, argv, output, () => exitCode);
+  try {
+    await audit.finish(code);
+  } catch (error) {
+    output.error(isDeidError(error) ? error.message : `cannot append to the audit log (${(error as NodeJS.ErrnoException)?.code ?? "error"})`);
+    output.hint("the command itself finished; its audit line is missing, so record this run by hand");
+    return Math.max(code, EXIT.FAILED);
+  }
+  return code;
+}
+
+async function runProgram(program: Command, argv: readonly string[], output: CliOutput, exitCode: () => number): Promise<number> {
   try {
     await program.parseAsync([...argv], { from: "user" });
-    return exitCode;
+    return exitCode();
   } catch (error) {
     if (error instanceof CommanderError) {
       if (error.code === "commander.helpDisplayed" || error.code === "commander.version" || error.code === "commander.help") return EXIT.OK;

@@ -2,25 +2,38 @@ import { availableParallelism } from "node:os";
 
 import { Command, Option } from "commander";
 
-import { isDeidError, UsageError } from "../../errors.js";
-import { readRecipientFile, writeKeyFile, type KeyRecipient } from "../../keyfile/index.js";
+import { DeidError, UsageError } from "../../errors.js";
+import { readKeyFile, writeKeyFile, type KeyCredential } from "../../keyfile/index.js";
+import { buildManifest, writeManifest } from "../../manifest/manifest.js";
+import { readSigningKeyFile, signingKeyPermissionsTooOpen, type SigningKey } from "../../manifest/signing-key.js";
 import { OPTION_NAMES, PRESETS, selectOptions } from "../../profile/profile.js";
-import { readSecret } from "../../pseudonym/secret.js";
+import { decodeSecret, readSecret } from "../../pseudonym/secret.js";
 import { anonymize, type OnInvalid, type RunEvent } from "../../run/anonymize.js";
+import type { KeyPayload } from "../../run/key-payload.js";
 import { TOOL_NAME, TOOL_VERSION } from "../../version.js";
-import { readContinuation } from "../continue-key.js";
+import { assertOutputAbsent } from "../../keyfile/exclusive-write.js";
 import { readCrosswalk } from "../crosswalk.js";
 import { EXIT } from "../exit-codes.js";
+import { addKeyCredentialOptions, addSealOptions, openKeyCredentials, readKeySealing, type KeySealing } from "../key-credentials.js";
 import type { CliOutput } from "../output.js";
 import { collect, oneOf, positiveInteger } from "../options.js";
+import type { RecordCounts } from "./keys.js";
 
 interface AnonymizeFlags {
   recipient?: string[];
+  passphraseFile?: string;
+  passphraseEnv?: string;
+  passphrasePrompt?: boolean;
+  passphraseCost?: string;
+  continuePassphraseFile?: string;
+  continuePassphraseEnv?: string;
+  continuePassphrasePrompt?: boolean;
+  signKey?: string;
   keyOut?: string;
   report?: string;
   secret?: string;
   continue?: string;
-  identity?: string;
+  identity?: string[];
   map?: string;
   profile: string;
   option?: string[];
@@ -46,30 +59,70 @@ Examples:
   $ deidkit anonymize Data/ out/ --recipient keys/recipient.pub --secret study.secret --map crosswalk.csv
   $ deidkit anonymize NewData/ out2/ --recipient keys/recipient.pub --continue out.deidkey --identity keys/identity.key
   $ deidkit anonymize Data/ out/ --recipient keys/recipient.pub --dry-run
+  $ deidkit anonymize Data/ out/ --passphrase-prompt --sign-key signing/signing.key
+      seals the key to a passphrase typed twice and writes the signed manifest out.manifest.json
 
 Exit codes: 0 all files de-identified, 1 some files left out (see the report),
 2 usage error or OUTPUT locked by another run (nothing written), 4 run failed
 or --on-invalid fail met a file it cannot de-identify (nothing published).
 See docs/cli.md.`;
 
-async function loadRecipients(paths: readonly string[]): Promise<KeyRecipient[]> {
-  if (paths.length === 0) {
-    throw new UsageError("no --recipient given: the key file must be sealed to someone", {
-      hint: "create one with `deidkit keygen --out keys/` and pass --recipient keys/recipient.pub",
-    });
-  }
-  return Promise.all(paths.map((path) => readRecipient(path)));
+/** Continuation of an earlier run, as readContinuation in continue-key.ts returns it, but opened with any credential. */
+interface ContinuedRun {
+  secret: Uint8Array;
+  crosswalk: Map<string, string>;
 }
 
-/** Reads one --recipient file; a missing or invalid one is a usage error (exit 2), like a bad --secret or --map. */
-async function readRecipient(path: string): Promise<KeyRecipient> {
-  try {
-    return await readRecipientFile(path);
-  } catch (error) {
-    // The key file library's message already names the path, so it is not repeated.
-    if (isDeidError(error)) throw new UsageError(error.message, { hint: error.hint, cause: error });
-    throw error;
+// NOTE: this repeats readContinuation (continue-key.ts), which opens the key with one identity file only.
+async function readContinuationWith(keyPath: string, credentials: KeyCredential[]): Promise<ContinuedRun> {
+  const { payload } = await readKeyFile(keyPath, credentials);
+  const key = payload as unknown as KeyPayload;
+  const secret = typeof key.secret === "string" ? decodeSecret(key.secret) : undefined;
+  if (!secret) {
+    throw new UsageError("the key given to --continue holds no secret", {
+      path: keyPath,
+      hint: "pass a key file written by deidkit anonymize",
+    });
   }
+  const crosswalk = new Map<string, string>();
+  for (const patient of key.patients ?? []) if (patient.mapped) crosswalk.set(patient.originalId, patient.pseudonymId);
+  return { secret, crosswalk };
+}
+
+async function readContinuedRun(flags: AnonymizeFlags, out: CliOutput): Promise<ContinuedRun | undefined> {
+  if (!flags.continue) return undefined;
+  const passphraseGiven = Boolean(flags.continuePassphraseFile || flags.continuePassphraseEnv || flags.continuePassphrasePrompt);
+  if ((flags.identity?.length ?? 0) === 0 && !passphraseGiven) {
+    throw new UsageError("--continue needs --identity or a --continue-passphrase option to open the earlier key", {
+      hint: "pass the identity the earlier key was sealed to (--identity keys/identity.key), or its passphrase with --continue-passphrase-file, --continue-passphrase-env or --continue-passphrase-prompt",
+    });
+  }
+  const credentials = await openKeyCredentials(
+    {
+      identity: flags.identity,
+      passphraseFile: flags.continuePassphraseFile,
+      passphraseEnv: flags.continuePassphraseEnv,
+      passphrasePrompt: flags.continuePassphrasePrompt,
+    },
+    { output: out, what: flags.continue, prefix: "--continue-passphrase" },
+  );
+  return readContinuationWith(flags.continue, credentials);
+}
+
+/** Reads the signing key and checks that the manifest path is free, before the run writes anything. */
+async function prepareSigning(flags: AnonymizeFlags, outputPath: string, out: CliOutput): Promise<{ key: SigningKey; path: string } | undefined> {
+  if (!flags.signKey || flags.dryRun) return undefined;
+  const path = manifestPathFor(outputPath);
+  await assertOutputAbsent(path);
+  if (await signingKeyPermissionsTooOpen(flags.signKey).catch(() => false)) {
+    out.warning(`${flags.signKey} can be read by other users; run chmod 600 on it`);
+  }
+  return { key: await readSigningKeyFile(flags.signKey), path };
+}
+
+/** Returns where the manifest of OUTPUT goes: OUTPUT.manifest.json next to it. */
+export function manifestPathFor(outputPath: string): string {
+  return `${outputPath.replace(/[/\\]+$/, "")}.manifest.json`;
 }
 
 function describeEvent(event: RunEvent, output: CliOutput, flags: AnonymizeFlags): void {
@@ -91,17 +144,16 @@ function plural(count: number, noun: string): string {
   return `${count} ${noun}${count === 1 ? "" : "s"}`;
 }
 
-export function anonymizeCommand(output: () => CliOutput, setExit: (code: number) => void): Command {
-  return new Command("anonymize")
+export function anonymizeCommand(output: () => CliOutput, setExit: (code: number) => void, recordCounts: RecordCounts): Command {
+  const command = new Command("anonymize")
     .description("de-identify every DICOM file of INPUT into the new folder OUTPUT, with a sealed re-identification key")
     .argument("<INPUT>", "folder to de-identify (never modified)")
     .argument("<OUTPUT>", "new folder for the de-identified copy (must not exist)")
-    .option("-r, --recipient <FILE>", "recipient file (from keygen) to seal the key to; repeatable", collect)
     .option("--key-out <FILE>", "where to write the sealed key (default: OUTPUT.deidkey; never inside OUTPUT)")
     .option("--report <FILE>", "where to write the run report (default: OUTPUT.report.json)")
     .option("--secret <FILE>", "32-byte secret (from `deidkit secret new`) for pseudonyms that match earlier runs")
-    .option("--continue <KEYFILE>", "continue the series of an earlier run: its secret and --map pseudonyms (needs --identity)")
-    .option("-i, --identity <FILE>", "identity that opens the --continue key")
+    .option("--continue <KEYFILE>", "continue the series of an earlier run: its secret and --map pseudonyms (needs --identity or --continue-passphrase-*)")
+    .option("-i, --identity <FILE>", "identity that opens the --continue key; repeatable", collect)
     .option("--map <FILE>", "CSV of original patient ID, pseudonym; these win over derived pseudonyms")
     .addOption(new Option("--profile <NAME>", "preset: basic (bare Basic Profile) or research").default("research").argParser(oneOf(Object.keys(PRESETS))))
     .option("--option <NAME>", `add a PS3.15 option to the profile; repeatable (${OPTION_NAMES.join(", ")})`, collect)
@@ -120,60 +172,89 @@ export function anonymizeCommand(output: () => CliOutput, setExit: (code: number
         .argParser(oneOf(["quarantine", "fail"])),
     )
     .option("--resume", "finish a run that was killed, with the same arguments and the same --secret or --continue")
-    .addHelpText("after", EXAMPLES)
-    .action(async (input: string, outputPath: string, flags: AnonymizeFlags) => {
-      const out = output();
-      const options = selectOptions(flags.profile, flags.option ?? []);
-      const recipients = flags.dryRun ? [] : await loadRecipients(flags.recipient ?? []);
-      if (flags.secret && flags.continue) {
-        throw new UsageError("--secret and --continue both set the secret", { hint: "pass only one of them" });
-      }
-      const continued = flags.continue ? await readContinuation(flags.continue, flags.identity) : undefined;
-      const secret = flags.secret ? await readSecret(flags.secret) : continued?.secret;
-      const mapped = flags.map ? await readCrosswalk(flags.map) : undefined;
-      // Pseudonyms from the new --map win over those carried over from the earlier run.
-      const crosswalk = continued || mapped ? new Map([...(continued?.crosswalk ?? []), ...(mapped ?? [])]) : undefined;
-      const plan: Array<{ path: string; action: string; reason?: string }> = [];
-      const jobs = flags.jobs ?? availableParallelism();
-      const result = await anonymize({
-        input,
-        output: outputPath,
-        options,
-        keyOut: flags.keyOut,
-        reportOut: flags.report,
-        secret,
-        crosswalk,
-        dryRun: flags.dryRun,
-        limits: { maxDepth: flags.maxDepth, maxNodes: flags.maxElements, maxHeaderBytes: flags.maxHeaderBytes },
-        maxInflatedBytes: flags.maxInflatedBytes,
-        resume: flags.resume,
-        onInvalid: flags.onInvalid,
-        jobs,
-        passThrough: flags.passThrough,
-        onEvent: (event) => {
-          if (event.type === "planned") plan.push({ path: event.outputPath, action: event.action, reason: event.reason });
-          describeEvent(event, out, flags);
-        },
-        writeKey: async (path, payload, fields) => {
-          await writeKeyFile(path, payload, { recipients, fields, tool: `${TOOL_NAME} ${TOOL_VERSION}` });
-        },
-      });
-      out.clearProgress();
-      const report = result.report;
-      if (flags.json) {
-        const files = { key: flags.dryRun ? null : result.keyPath, reportFile: flags.dryRun ? null : result.reportPath };
-        out.result(JSON.stringify({ ...report, ...files, ...(flags.dryRun ? { plan } : {}) }, null, 2));
-      } else if (!flags.quiet) {
-        const verb = flags.dryRun ? "would write" : "wrote";
-        out.info(`${verb} ${report.filesWritten} of ${plural(report.filesSeen, "file")} for ${plural(report.patients, "patient")}; ${report.filesQuarantined} left out`);
-        if (!flags.dryRun) out.info(`key: ${result.keyPath}  report: ${result.reportPath}`);
-      }
-      if (report.passedThrough.length > 0 && !flags.json) {
-        out.warning(`${report.passedThrough.length} files copied unchanged by --pass-through; their content was not checked`);
-      }
-      if (report.filesQuarantined > 0) {
-        if (!flags.json) out.hint("the report lists each file left out with its reason; the key maps it to its input path");
-        setExit(EXIT.INCOMPLETE);
-      }
+    .option("--sign-key <FILE>", "signing.key (from keygen --signing) to sign OUTPUT.manifest.json, a list of every output file with its SHA-256")
+    .addHelpText("after", EXAMPLES);
+  addSealOptions(command, "--passphrase", "the key");
+  addKeyCredentialOptions(command, "--continue-passphrase", "the --continue key");
+  return command.action(async (input: string, outputPath: string, flags: AnonymizeFlags) => {
+    const out = output();
+    const options = selectOptions(flags.profile, flags.option ?? []);
+    if (flags.secret && flags.continue) {
+      throw new UsageError("--secret and --continue both set the secret", { hint: "pass only one of them" });
+    }
+    const signing = await prepareSigning(flags, outputPath, out);
+    const sealing: KeySealing | undefined = flags.dryRun ? undefined : await readKeySealing(flags, "--passphrase", "the key", out);
+    const continued = await readContinuedRun(flags, out);
+    const secret = flags.secret ? await readSecret(flags.secret) : continued?.secret;
+    const mapped = flags.map ? await readCrosswalk(flags.map) : undefined;
+    // Pseudonyms from the new --map win over those carried over from the earlier run.
+    const crosswalk = continued || mapped ? new Map([...(continued?.crosswalk ?? []), ...(mapped ?? [])]) : undefined;
+    const plan: Array<{ path: string; action: string; reason?: string }> = [];
+    const jobs = flags.jobs ?? availableParallelism();
+    const result = await anonymize({
+      input,
+      output: outputPath,
+      options,
+      keyOut: flags.keyOut,
+      reportOut: flags.report,
+      secret,
+      crosswalk,
+      dryRun: flags.dryRun,
+      limits: { maxDepth: flags.maxDepth, maxNodes: flags.maxElements, maxHeaderBytes: flags.maxHeaderBytes },
+      maxInflatedBytes: flags.maxInflatedBytes,
+      resume: flags.resume,
+      onInvalid: flags.onInvalid,
+      jobs,
+      passThrough: flags.passThrough,
+      onEvent: (event) => {
+        if (event.type === "planned") plan.push({ path: event.outputPath, action: event.action, reason: event.reason });
+        describeEvent(event, out, flags);
+      },
+      writeKey: async (path, payload, fields) => {
+        if (!sealing) throw new DeidError("INTERNAL", "the key file was about to be written without sealing options");
+        await writeKeyFile(path, payload, {
+          recipients: sealing.recipients,
+          passphrase: sealing.passphrase,
+          passphraseCost: sealing.passphraseCost,
+          fields,
+          tool: `${TOOL_NAME} ${TOOL_VERSION}`,
+        });
+      },
     });
+    out.clearProgress();
+    const report = result.report;
+    recordCounts({
+      filesSeen: report.filesSeen,
+      filesWritten: report.filesWritten,
+      filesQuarantined: report.filesQuarantined,
+      filesPassedThrough: report.passedThrough.length,
+      patients: report.patients,
+      uidsReplaced: report.uidsReplaced,
+    });
+    let manifestPath: string | undefined;
+    if (signing) {
+      await writeManifest(signing.path, await buildManifest(result.outputPath, report, signing.key));
+      manifestPath = signing.path;
+    }
+    if (flags.json) {
+      const files = {
+        key: flags.dryRun ? null : result.keyPath,
+        reportFile: flags.dryRun ? null : result.reportPath,
+        ...(manifestPath ? { manifest: manifestPath } : {}),
+      };
+      out.result(JSON.stringify({ ...report, ...files, ...(flags.dryRun ? { plan } : {}) }, null, 2));
+    } else if (!flags.quiet) {
+      const verb = flags.dryRun ? "would write" : "wrote";
+      out.info(`${verb} ${report.filesWritten} of ${plural(report.filesSeen, "file")} for ${plural(report.patients, "patient")}; ${report.filesQuarantined} left out`);
+      if (!flags.dryRun) out.info(`key: ${result.keyPath}  report: ${result.reportPath}`);
+      if (manifestPath) out.info(`signed manifest: ${manifestPath}`);
+    }
+    if (report.passedThrough.length > 0 && !flags.json) {
+      out.warning(`${report.passedThrough.length} files copied unchanged by --pass-through; their content was not checked`);
+    }
+    if (report.filesQuarantined > 0) {
+      if (!flags.json) out.hint("the report lists each file left out with its reason; the key maps it to its input path");
+      setExit(EXIT.INCOMPLETE);
+    }
+  });
 }
