@@ -4,6 +4,7 @@
  */
 import { createReadStream, createWriteStream } from "node:fs";
 import { once } from "node:events";
+import { finished } from "node:stream/promises";
 import { StringDecoder } from "node:string_decoder";
 
 import { LimitError } from "../errors.js";
@@ -33,6 +34,11 @@ export async function cleanTextStream(path: string, targetPath: string, context:
 
   const decoder = new StringDecoder(encoding);
   const output = createWriteStream(targetPath, { flags: "wx", mode: 0o644 });
+  // A write error (a full disk, say) can arrive while no write is awaited; keep it for the next step.
+  let writeError: Error | undefined;
+  output.on("error", (error) => {
+    writeError ??= error;
+  });
   let pending = "";
   let replacements = 0;
   const cleanLine = (line: string): string => {
@@ -41,7 +47,9 @@ export async function cleanTextStream(path: string, targetPath: string, context:
     return result.text;
   };
   const write = async (text: string): Promise<void> => {
-    if (!output.write(Buffer.from(text, encoding))) await once(output, "drain");
+    if (writeError) throw writeError;
+    if (!output.write(Buffer.from(text, encoding))) await Promise.race([once(output, "drain"), finished(output)]);
+    if (writeError) throw writeError;
   };
   try {
     for await (const chunk of createReadStream(path, { highWaterMark: 1 << 16 })) {
@@ -62,7 +70,7 @@ export async function cleanTextStream(path: string, targetPath: string, context:
     pending += decoder.end();
     if (pending.length) await write(cleanLine(pending));
     output.end();
-    await once(output, "finish");
+    await finished(output);
   } catch (error) {
     output.destroy();
     throw error;
