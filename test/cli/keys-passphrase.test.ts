@@ -145,6 +145,14 @@ describe("passphrase-sealed keys", () => {
     expect(run.stderr).not.toContain("second");
   });
 
+  test("--passphrase-cost sensitive writes libsodium's SENSITIVE cost", async () => {
+    process.env[ENV_NAME] = PASSPHRASE;
+    const run = await runDeidkit(["anonymize", tree.input, tree.at("out"), "--passphrase-env", ENV_NAME, "--passphrase-cost", "sensitive", "-q"]);
+    expect(run.code, run.stderr).toBe(0);
+    const header = (await readFile(tree.at("out.deidkey"))).subarray(0, 4096).toString("latin1");
+    expect(header).toMatch(/^-> argon2id \S+ 4 1073741824 \S+$/m);
+  });
+
   test("a short passphrase gets a warning", async () => {
     process.env[ENV_NAME] = "short";
     const run = await runDeidkit(["anonymize", tree.input, tree.at("out"), "--passphrase-env", ENV_NAME, "--dry-run"]);
