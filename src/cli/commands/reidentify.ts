@@ -1,16 +1,16 @@
 import { Command } from "commander";
 
 import { UsageError } from "../../errors.js";
-import { identityFilePermissionsTooOpen, readIdentityFile, readKeyFile } from "../../keyfile/index.js";
+import { readKeyFile } from "../../keyfile/index.js";
+import { addKeyCredentialOptions, openKeyCredentials, type KeyCredentialFlags } from "../key-credentials.js";
 import { checkKeyPayload, ReverseKey } from "../../reidentify/key-index.js";
 import { reidentify, removeReidentifyStaging } from "../../reidentify/tree.js";
 import { reidentifyValue } from "../../reidentify/value.js";
 import { EXIT } from "../exit-codes.js";
 import type { CliOutput } from "../output.js";
 
-interface ReidentifyFlags {
+interface ReidentifyFlags extends KeyCredentialFlags {
   key: string;
-  identity: string;
   value?: string;
   quiet?: boolean;
 }
@@ -28,11 +28,8 @@ restored, 1 some files left out, 2 usage error, 3 the key cannot be opened.`;
 const IDENTIFIABLE_WARNING = "the result contains original patient identifiers; keep it where the key itself may be kept";
 
 async function openKey(flags: ReidentifyFlags, out: CliOutput): Promise<ReverseKey> {
-  if (await identityFilePermissionsTooOpen(flags.identity)) {
-    out.warning("the identity file can be read by other users; run chmod 600 on it");
-  }
-  const identity = await readIdentityFile(flags.identity);
-  const { payload } = await readKeyFile(flags.key, identity);
+  const credentials = await openKeyCredentials(flags, { output: out, what: flags.key });
+  const { payload } = await readKeyFile(flags.key, credentials);
   return new ReverseKey(checkKeyPayload(payload, flags.key));
 }
 
@@ -78,12 +75,13 @@ async function runTree(input: string, output: string, key: ReverseKey, out: CliO
 }
 
 export function reidentifyCommand(output: () => CliOutput, setExit: (code: number) => void): Command {
-  return new Command("reidentify")
+  const command = new Command("reidentify")
     .description("put back the originals a key records (IDs, names, UIDs, dates, paths) into a copy of de-identified data")
     .argument("[INPUT]", "de-identified folder or file (never modified)")
     .argument("[OUTPUT]", "new folder or file for the restored copy (must not exist)")
-    .requiredOption("--key <FILE>", "key file that anonymize wrote for INPUT (OUTPUT.deidkey)")
-    .requiredOption("-i, --identity <FILE>", "identity file (from keygen) that opens the key")
+    .requiredOption("--key <FILE>", "key file that anonymize wrote for INPUT (OUTPUT.deidkey)");
+  addKeyCredentialOptions(command);
+  return command
     .option("--value <TEXT>", "restore one pseudonym, UID or short text and print it, instead of INPUT and OUTPUT")
     .option("-q, --quiet", "print only warnings and errors")
     .addHelpText("after", EXAMPLES)
