@@ -322,8 +322,8 @@ class AnonymizeRun {
 
   /**
    * Fails the run before anything is written when two patients would share
-   * one pseudonym (which merges their data) or a --map pseudonym is itself an
-   * identifier; warns about --map rows that match no patient.
+   * one pseudonym, because that merges their data, or when a --map pseudonym
+   * is itself an identifier. Warns about --map rows that match no patient.
    */
   private checkPseudonyms(): void {
     const used = new Set<string>();
@@ -740,7 +740,7 @@ async function pruneStaging(staging: string, keep: ReadonlySet<string>, prefix =
   }
 }
 
-/** Every folder that holds a written file, and its ancestors ("" is OUTPUT itself). */
+/** Every folder that contains a written file, and its ancestors ("" is OUTPUT itself). */
 function publishedFolders(outputPaths: readonly string[]): Set<string> {
   const folders = new Set<string>([""]);
   for (const path of outputPaths) {
@@ -755,7 +755,7 @@ function publishedFolders(outputPaths: readonly string[]): Set<string> {
  * a folder that will not be published) may hold identifiers that the run
  * never learnt, because the file that carries them could not be read. The
  * file becomes "file-N.ext", N being its position (from 1) in the byte order
- * of INPUT's paths; the key maps it back to the input path.
+ * of INPUT's paths. The key maps it back to the input path.
  */
 function leftOutName(outputPath: string, index: number, published: ReadonlySet<string>): string {
   const slash = outputPath.lastIndexOf("/");
