@@ -76,10 +76,9 @@ describe("exit codes", () => {
     expect(existsSync(tree.at("out.deidkey"))).toBe(false);
   });
 
-  // NOTE: 70 marks a defect in deidkit, and the product has no switch to fake
-  // one. The only input known to cause it (fixtures/fuzz-crashes/) is a
-  // defect to fix, not a behaviour to keep, so this row is not tested.
-  test.skip("70 for a defect in deidkit", () => {});
+  // 70 marks a defect in deidkit, which no input is known to cause and the
+  // product has no switch to fake, so exit-code-mapping.test.ts checks that
+  // an unexpected error maps to 70 instead of running the command.
 
   test("130 on SIGINT, with nothing published", async () => {
     // The secret is a FIFO: the run blocks reading it until this test
