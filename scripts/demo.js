@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// `npm start`: makes demo keys, de-identifies the bundled sample tree and
+// `npm start`: makes demo keys, de-identifies the bundled pipeline tree and
 // shows the sealed key's header. Everything goes to demo-out/, which the
 // demo recreates on every run.
 import { spawnSync } from "node:child_process";
@@ -19,10 +19,10 @@ function deidkit(...args) {
 
 rmSync(out, { recursive: true, force: true });
 if (deidkit("keygen", "--out", "demo-out/keys") !== 0) process.exit(1);
-const status = deidkit("anonymize", "fixtures/sample", "demo-out/sample-deid", "--recipient", "demo-out/keys/recipient.pub");
+const status = deidkit("anonymize", "fixtures/pipeline", "demo-out/pipeline-deid", "--recipient", "demo-out/keys/recipient.pub");
 if (status !== 0) process.exit(status);
-deidkit("key", "inspect", "demo-out/sample-deid.deidkey");
+deidkit("key", "inspect", "demo-out/pipeline-deid.deidkey");
 console.log(`
-The de-identified tree is in demo-out/sample-deid/ and the run report in
-demo-out/sample-deid.report.json. To read the key (original identifiers):
-  npx deidkit key decrypt demo-out/sample-deid.deidkey --identity demo-out/keys/identity.key --format csv`);
+The de-identified tree is in demo-out/pipeline-deid/ and the run report in
+demo-out/pipeline-deid.report.json. To read the key (original identifiers):
+  npx deidkit key decrypt demo-out/pipeline-deid.deidkey --identity demo-out/keys/identity.key --format csv`);
