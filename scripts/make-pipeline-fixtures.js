@@ -328,10 +328,8 @@ function qcReport(patient, course) {
 
 function runLog(patient, course) {
   const forms = patientForms(patient);
-  // NOTE: the timestamps use a space, not ISO 8601's "T": the text handler
-  // leaves "2019-04-18T10:15:00" unshifted, because the letter T right after
-  // the date defeats its word-boundary match, so the T form would leak.
-  const stamp = `${isoDate(course.planDate)} 10:15:00`;
+  // ISO 8601 date-times ("2019-04-18T10:15:00") put a letter right after the date.
+  const stamp = `${isoDate(course.planDate)}T10:15:00`;
   return [
     `${stamp} INFO  start pipeline for patient ${patient.id} course ${course.dir}`,
     `${stamp} INFO  loaded CT of ${forms.natural}, study date ${course.studyDate}`,
@@ -455,6 +453,8 @@ function buildPipelinePlanted(samplePlanted) {
   identifiers.dateTimes = unique([
     ...identifiers.dateTimes,
     ...courses.map(({ course }) => isoDateTime(course.studyDate, course.studyTime)),
+    // The run logs' time stamps (see runLog).
+    ...courses.map(({ course }) => `${isoDate(course.planDate)}T10:15:00`),
   ]);
   identifiers.courseKeys = courses.map(({ patient, course }) => `${patient.id}_${course.dir}`);
   return { ...samplePlanted, identifiers, decoys: [...samplePlanted.decoys] };

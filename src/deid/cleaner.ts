@@ -243,6 +243,10 @@ function wordCharAt(text: string, offset: number): boolean {
   return WORD_CHAR.test(String.fromCodePoint(text.codePointAt(offset)!));
 }
 
+function isAsciiDigit(code: number): boolean {
+  return code >= 0x30 && code <= 0x39;
+}
+
 function isAsciiWordChar(code: number): boolean {
   return (code >= 0x30 && code <= 0x39) || (code >= 0x41 && code <= 0x5a) || (code >= 0x61 && code <= 0x7a);
 }
@@ -302,8 +306,17 @@ export class TextCleaner {
       if (!match) return -1;
       end = start + match[0].length;
     }
-    if (!this.unbounded[index] && (wordCharBefore(text, start) || wordCharAt(text, end))) return -1;
+    if (!this.unbounded[index] && (wordCharBefore(text, start) || (wordCharAt(text, end) && !this.timeFollowsDate(index, text, end)))) {
+      return -1;
+    }
     return end;
+  }
+
+  /** True when term `index` is a date and an ISO 8601 time ("T10:15") follows it, as in 2019-04-18T10:15:00. */
+  private timeFollowsDate(index: number, text: string, end: number): boolean {
+    const category = this.byText.get(this.ordered[index].toLowerCase())?.category;
+    if (category !== "date" && category !== "birth-date") return false;
+    return (text[end] === "T" || text[end] === "t") && end + 1 < text.length && isAsciiDigit(text.charCodeAt(end + 1));
   }
 
   /**

@@ -42,8 +42,9 @@ export class IdentifierMatcher {
     const alternatives: string[] = [];
     // Chinese, Japanese and Korean run words together, so those identifiers match without word boundaries.
     if (unbounded.length) alternatives.push(`(?:${unbounded.join("|")})`);
-    // UIDs contain dots, so a UID that continues with more components is a different UID.
-    if (bounded.length) alternatives.push(`(?<![\\p{L}\\p{N}])(?:${bounded.join("|")})(?![\\p{L}\\p{N}]|\\.\\d)`);
+    // UIDs contain dots, so a UID that continues with more components is a different UID. A date may
+    // be followed by an ISO 8601 time ("2019-04-18T10:15"), so "T" and a digit end a word too.
+    if (bounded.length) alternatives.push(`(?<![\\p{L}\\p{N}])(?:${bounded.join("|")})(?!(?![Tt]\\d)[\\p{L}\\p{N}]|\\.\\d)`);
     this.pattern = alternatives.length ? new RegExp(alternatives.join("|"), "giu") : undefined;
   }
 

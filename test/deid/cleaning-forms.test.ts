@@ -43,6 +43,15 @@ describe("dates written by hand", () => {
     expect(cleaner.clean(`born ${form} in Leeds`).text).toBe("born [DATE] in Leeds");
   });
 
+  test("a date followed by an ISO 8601 time is shifted", () => {
+    const registry = new IdentifierRegistry(SECRET, { shiftDates: true });
+    registry.addDate("20190418", "date", registry.patient("P1"));
+    const cleaner = new TextCleaner(registry.allTerms(), (uid) => uid);
+    const cleaned = cleaner.clean("2019-04-18T10:15:00 INFO start").text;
+    expect(cleaned).toMatch(/^\d{4}-\d{2}-\d{2}T10:15:00 INFO start$/);
+    expect(cleaned).not.toContain("2019-04-18");
+  });
+
   test("a shifted date keeps the form it was written in", () => {
     const registry = new IdentifierRegistry(SECRET, { shiftDates: true });
     const patient = registry.patient("P1");
