@@ -168,7 +168,9 @@ export class ReverseKey {
       (a, b) => withoutPadding(a) === withoutPadding(b),
     );
     for (const [text, original] of byReplacement) {
-      terms.push({ text, category: "other-id", replacement: original, dateForm: dateForms.has(text) });
+      // Dates keep their category, so that a date followed by an ISO 8601 time ("T10:15") still matches.
+      const dateForm = dateForms.has(text);
+      terms.push({ text, category: dateForm ? "date" : "other-id", replacement: original, dateForm });
     }
     for (const [replacement, original] of this.uids) terms.push({ text: replacement, category: "other-id", replacement: original });
     return terms;
