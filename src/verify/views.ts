@@ -5,7 +5,7 @@
  * identifiers wherever a reader of the file could find them.
  */
 import { closeSync, createReadStream, createWriteStream, readSync } from "node:fs";
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdtemp, rm, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Transform } from "node:stream";
@@ -15,6 +15,7 @@ import { createGunzip } from "node:zlib";
 import yauzl from "yauzl";
 
 import { LimitError } from "../errors.js";
+import { MAX_PARQUET_BYTES } from "../formats/parquet.js";
 import { codecForSpecificCharacterSet, CHARSET_SENSITIVE_VRS, type CharsetCodec } from "../dicom/charset.js";
 import { vrOf, type Item } from "../dicom/dataset.js";
 import { openDicom } from "../dicom/file-io.js";
@@ -143,6 +144,25 @@ async function* zipViews(path: string, place: string, depth: number, limits: Vie
 }
 
 /**
+ * Parquet pages are usually compressed, so their raw bytes hide the values:
+ * each column's values are read and searched as text, a column at a time.
+ */
+async function* parquetViews(path: string, place: string): AsyncGenerator<TextView> {
+  const { size } = await stat(path);
+  if (size > MAX_PARQUET_BYTES) throw new LimitError(`a Parquet file is larger than ${MAX_PARQUET_BYTES} bytes`);
+  const { asyncBufferFromFile, parquetMetadataAsync, parquetReadObjects } = await import("hyparquet");
+  const file = await asyncBufferFromFile(path);
+  const metadata = await parquetMetadataAsync(file);
+  const columns = metadata.schema.slice(1).map((element) => element.name);
+  yield { place: `${place}column names`, text: columns.join("\n") };
+  const rows = await parquetReadObjects({ file, metadata });
+  for (const column of columns) {
+    const values = rows.map((row) => (row[column] === null || row[column] === undefined ? "" : String(row[column])));
+    yield { place: `${place}column ${column}`, text: values.join("\n") };
+  }
+}
+
+/**
  * Yields every text view of the file at `path`; `name` is its file name,
  * used only to recognise gzip files whose content is known by extension.
  */
@@ -177,6 +197,7 @@ export async function* fileViews(
         // Not parseable as DICOM after all: its raw bytes are searched below.
       }
     }
+    if (head.length >= 4 && head.toString("latin1", 0, 4) === "PAR1") yield* parquetViews(path, place);
     yield* rawViews(path, `${place}bytes`);
   } finally {
     if (ownTemp) await rm(ownTemp, { recursive: true, force: true });
