@@ -24,7 +24,7 @@ export async function readContinuation(keyPath: string, identityPath: string | u
   const key = payload as unknown as KeyPayload;
   const secret = typeof key.secret === "string" ? decodeSecret(key.secret) : undefined;
   if (!secret) {
-    throw new UsageError("the key given to --continue holds no secret", {
+    throw new UsageError("the key given to --continue contains no secret", {
       path: keyPath,
       hint: "pass a key file written by deidkit anonymize",
     });

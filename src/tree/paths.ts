@@ -27,7 +27,7 @@ const MAX_COMPONENT_BYTES = 255;
 
 /**
  * Shortens a component to at most 255 bytes, keeping its extension and
- * whole characters; the PathMapper tells apart two names that become equal.
+ * whole characters. The PathMapper adds a suffix when two names become equal.
  */
 function fitComponent(component: string): string {
   if (Buffer.byteLength(component) <= MAX_COMPONENT_BYTES) return component;

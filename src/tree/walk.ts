@@ -63,5 +63,11 @@ export async function walkTree(root: string): Promise<TreeEntry[]> {
     // Reverse so that popping visits subdirectories in sorted order.
     for (const subdirectory of subdirectories.reverse()) pending.push(subdirectory);
   }
-  return entries.sort((a, b) => (a.relativePath < b.relativePath ? -1 : a.relativePath > b.relativePath ? 1 : 0));
+  // Byte order of the paths (for ASCII names), as `LC_ALL=C sort` lists them.
+  return entries.sort(compareRelativePaths);
+}
+
+function compareRelativePaths(a: TreeEntry, b: TreeEntry): number {
+  if (a.relativePath === b.relativePath) return 0;
+  return a.relativePath < b.relativePath ? -1 : 1;
 }

@@ -24,7 +24,7 @@ import { openRegularFile } from "../dicom/source.js";
 import { formatTag, TAG } from "../dicom/tags.js";
 
 export interface TextView {
-  /** Where the text is: "path", "bytes", a DICOM tag path, or "member NAME > ...". */
+  /** Location of the text: "path", "bytes", a DICOM tag path, or "member NAME > ...". */
   place: string;
   text: string;
 }
