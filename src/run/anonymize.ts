@@ -510,7 +510,7 @@ class AnonymizeRun {
       input: entry.relativePath,
       output: this.outputPathOf.get(entry)!,
       signature,
-      sha256: await sha256OfFile(task.finalPath),
+      sha256: result.sha256,
       result,
     });
   }

@@ -13,6 +13,7 @@ import { emptyCounts, QuarantineReason, type ActionCounts } from "../deid/apply.
 import { TextCleaner, uidMapper } from "../deid/cleaner.js";
 import { IdentifierRegistry, type JournalEntry, type Patient, type Term } from "../deid/identifiers.js";
 import { FormatSet } from "../formats/index.js";
+import { sha256OfFile } from "./resume.js";
 import type { WriteContext } from "../formats/types.js";
 import { compileProfile, type CompiledProfile, type OptionName } from "../profile/profile.js";
 import { deidentifyDicomFile, learnDicomFile, type DicomPassOptions } from "./dicom-file.js";
@@ -43,7 +44,7 @@ export type LearnResult =
   | ({ ok: false } & Problem);
 
 export type WriteResult =
-  | { ok: true; counts: ActionCounts; sopInstanceUid: string; uids: Array<[string, string]> }
+  | { ok: true; counts: ActionCounts; sopInstanceUid: string; uids: Array<[string, string]>; sha256: string }
   | ({ ok: false } & Problem);
 
 export interface WriteTask {
@@ -209,7 +210,9 @@ export class TaskRunner {
         const result = await deidentifyDicomFile(path, tempPath, this.dicomContext(), this.setup.passOptions);
         await checkUnchanged(task);
         await rename(tempPath, finalPath);
-        return { ok: true, counts: result.counts, sopInstanceUid: result.sopInstanceUid, uids: this.uids };
+        // The checksum is taken here, in the worker, so that the resume journal does not hold up the main thread.
+        const sha256 = await sha256OfFile(finalPath);
+        return { ok: true, counts: result.counts, sopInstanceUid: result.sopInstanceUid, uids: this.uids, sha256 };
       }
       const format = this.formats.byName(task.fileKind);
       if (!format) throw new Error(`no format handler named ${task.fileKind}`);
@@ -218,7 +221,7 @@ export class TaskRunner {
       await rename(tempPath, finalPath);
       const counts = emptyCounts();
       counts.textReplacements = result.replacements;
-      return { ok: true, counts, sopInstanceUid: "", uids: this.uids };
+      return { ok: true, counts, sopInstanceUid: "", uids: this.uids, sha256: await sha256OfFile(finalPath) };
     } catch (error) {
       await rm(tempPath, { force: true });
       return { ok: false, ...problemOf(error) };
