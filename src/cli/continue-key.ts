@@ -1,10 +1,10 @@
 /**
- * `anonymize --continue KEYFILE --identity FILE`: takes the secret and the
- * --map pseudonyms of an earlier run from its key, so that a returning
- * patient gets the same pseudonym, UIDs and date shift as before.
+ * `anonymize --continue KEYFILE`: takes the secret and the --map pseudonyms
+ * of an earlier run from its key, so that a returning patient gets the same
+ * pseudonym, UIDs and date shift as before.
  */
 import { UsageError } from "../errors.js";
-import { readIdentityFile, readKeyFile } from "../keyfile/index.js";
+import { readKeyFile, type KeyCredential } from "../keyfile/index.js";
 import { decodeSecret } from "../pseudonym/secret.js";
 import type { KeyPayload } from "../run/key-payload.js";
 
@@ -14,13 +14,9 @@ export interface ContinuedRun {
   crosswalk: Map<string, string>;
 }
 
-export async function readContinuation(keyPath: string, identityPath: string | undefined): Promise<ContinuedRun> {
-  if (!identityPath) {
-    throw new UsageError("--continue needs --identity to open the earlier key", {
-      hint: "pass the identity the earlier key was sealed to: --continue OLD.deidkey --identity keys/identity.key",
-    });
-  }
-  const { payload } = await readKeyFile(keyPath, await readIdentityFile(identityPath));
+/** Opens the earlier key with `credentials` and returns its secret and --map pseudonyms. */
+export async function readContinuation(keyPath: string, credentials: KeyCredential[]): Promise<ContinuedRun> {
+  const { payload } = await readKeyFile(keyPath, credentials);
   const key = payload as unknown as KeyPayload;
   const secret = typeof key.secret === "string" ? decodeSecret(key.secret) : undefined;
   if (!secret) {

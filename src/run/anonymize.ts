@@ -15,6 +15,7 @@ import { IdentifierRegistry, type Term } from "../deid/identifiers.js";
 import { compileProfile, type CompiledProfile, type OptionName } from "../profile/profile.js";
 import { initSodium, randomSecret } from "../pseudonym/keyed-hash.js";
 import { TOOL_VERSION } from "../version.js";
+import { leftOutName, publishedFolders } from "../tree/left-out-names.js";
 import { PathMapper, checkPathsDisjoint } from "../tree/paths.js";
 import { walkTree, type TreeEntry } from "../tree/walk.js";
 import { buildKeyPayload, type FileRecord } from "./key-payload.js";
@@ -167,7 +168,7 @@ async function checkInputAndParent(options: AnonymizeOptions): Promise<void> {
     throw new UsageError("INPUT does not exist or cannot be read", { hint: "pass the folder to de-identify as INPUT" });
   }
   if (!info.isDirectory()) {
-    throw new UsageError("INPUT is not a folder", { hint: "pass the folder that holds the files to de-identify" });
+    throw new UsageError("INPUT is not a folder", { hint: "pass the folder that contains the files to de-identify" });
   }
   if (!(await pathExists(dirname(resolve(options.output))))) {
     throw new UsageError("the folder for OUTPUT does not exist", {
@@ -738,32 +739,6 @@ async function pruneStaging(staging: string, keep: ReadonlySet<string>, prefix =
       await unlink(join(staging, relativePath));
     }
   }
-}
-
-/** Every folder that contains a written file, and its ancestors ("" is OUTPUT itself). */
-function publishedFolders(outputPaths: readonly string[]): Set<string> {
-  const folders = new Set<string>([""]);
-  for (const path of outputPaths) {
-    const parts = path.split("/").slice(0, -1);
-    for (let depth = 1; depth <= parts.length; depth++) folders.add(parts.slice(0, depth).join("/"));
-  }
-  return folders;
-}
-
-/**
- * Names a file that was left out without using its own name: the name (and
- * a folder that will not be published) may hold identifiers that the run
- * never learnt, because the file that carries them could not be read. The
- * file becomes "file-N.ext", N being its position (from 1) in the byte order
- * of INPUT's paths. The key maps it back to the input path.
- */
-function leftOutName(outputPath: string, index: number, published: ReadonlySet<string>): string {
-  const slash = outputPath.lastIndexOf("/");
-  const folder = slash < 0 ? "" : outputPath.slice(0, slash);
-  const extension = /\.[A-Za-z0-9]{1,5}$/.exec(outputPath.slice(slash + 1))?.[0] ?? "";
-  const name = `file-${index + 1}${extension}`;
-  if (folder === "") return name;
-  return published.has(folder) ? `${folder}/${name}` : `(unpublished folder)/${name}`;
 }
 
 /** Removes folders left empty by files that failed, walking up to (not including) `root`. */

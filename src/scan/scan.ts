@@ -21,7 +21,7 @@ import { PathMapper } from "../tree/paths.js";
 import { walkTree, type TreeEntry } from "../tree/walk.js";
 import { IdentifierMatcher } from "../verify/matcher.js";
 import { inspectEntry, type EntryFacts } from "./inspect.js";
-import { leftOutName, publishedFolders } from "./names.js";
+import { leftOutName, publishedFolders } from "../tree/left-out-names.js";
 import { buildReport, type ScanReport } from "./report.js";
 
 export interface ScanOptions {

@@ -3,15 +3,15 @@ import { availableParallelism } from "node:os";
 import { Command, Option } from "commander";
 
 import { DeidError, UsageError } from "../../errors.js";
-import { readKeyFile, writeKeyFile, type KeyCredential } from "../../keyfile/index.js";
+import { writeKeyFile } from "../../keyfile/index.js";
 import { buildManifest, writeManifest } from "../../manifest/manifest.js";
 import { readSigningKeyFile, signingKeyPermissionsTooOpen, type SigningKey } from "../../manifest/signing-key.js";
 import { OPTION_NAMES, PRESETS, selectOptions } from "../../profile/profile.js";
-import { decodeSecret, readSecret } from "../../pseudonym/secret.js";
+import { readSecret } from "../../pseudonym/secret.js";
 import { anonymize, type OnInvalid, type RunEvent } from "../../run/anonymize.js";
-import type { KeyPayload } from "../../run/key-payload.js";
 import { TOOL_NAME, TOOL_VERSION } from "../../version.js";
 import { assertOutputAbsent } from "../../keyfile/exclusive-write.js";
+import { readContinuation, type ContinuedRun } from "../continue-key.js";
 import { readCrosswalk } from "../crosswalk.js";
 import { EXIT } from "../exit-codes.js";
 import { addKeyCredentialOptions, addSealOptions, openKeyCredentials, readKeySealing, type KeySealing } from "../key-credentials.js";
@@ -67,28 +67,6 @@ Exit codes: 0 all files de-identified, 1 some files left out (see the report),
 or --on-invalid fail met a file it cannot de-identify (nothing published).
 See docs/cli.md.`;
 
-/** Continuation of an earlier run, as readContinuation in continue-key.ts returns it, but opened with any credential. */
-interface ContinuedRun {
-  secret: Uint8Array;
-  crosswalk: Map<string, string>;
-}
-
-// NOTE: this repeats readContinuation (continue-key.ts), which opens the key with one identity file only.
-async function readContinuationWith(keyPath: string, credentials: KeyCredential[]): Promise<ContinuedRun> {
-  const { payload } = await readKeyFile(keyPath, credentials);
-  const key = payload as unknown as KeyPayload;
-  const secret = typeof key.secret === "string" ? decodeSecret(key.secret) : undefined;
-  if (!secret) {
-    throw new UsageError("the key given to --continue holds no secret", {
-      path: keyPath,
-      hint: "pass a key file written by deidkit anonymize",
-    });
-  }
-  const crosswalk = new Map<string, string>();
-  for (const patient of key.patients ?? []) if (patient.mapped) crosswalk.set(patient.originalId, patient.pseudonymId);
-  return { secret, crosswalk };
-}
-
 async function readContinuedRun(flags: AnonymizeFlags, out: CliOutput): Promise<ContinuedRun | undefined> {
   if (!flags.continue) return undefined;
   const passphraseGiven = Boolean(flags.continuePassphraseFile || flags.continuePassphraseEnv || flags.continuePassphrasePrompt);
@@ -106,7 +84,7 @@ async function readContinuedRun(flags: AnonymizeFlags, out: CliOutput): Promise<
     },
     { output: out, what: flags.continue, prefix: "--continue-passphrase" },
   );
-  return readContinuationWith(flags.continue, credentials);
+  return readContinuation(flags.continue, credentials);
 }
 
 /** Reads the signing key and checks that the manifest path is free, before the run writes anything. */

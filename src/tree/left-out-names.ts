@@ -1,7 +1,8 @@
 /**
- * Names for files in scan output. Files that anonymize would write are
- * named by their de-identified path. Files it would leave out get the
- * position-based name that anonymize gives them, never their own name.
+ * Names for files that are left out, used by anonymize and scan alike. The
+ * own name of such a file, and a folder that will not be published, may contain
+ * identifiers that the run never learnt, because the file that carries them
+ * could not be read, so neither is ever shown.
  */
 
 /** Returns every folder that contains a written file, and its ancestors ("" is the root itself). */
@@ -19,9 +20,7 @@ export function publishedFolders(outputPaths: Iterable<string>): Set<string> {
  * (from 1) among INPUT's entries in byte order of their paths, inside its
  * de-identified folder when that folder is published and inside
  * "(unpublished folder)" otherwise.
- *
- * NOTE: this repeats the rule of leftOutName in src/run/anonymize.ts, which
- * is private there; test/scan/scan-tree.test.ts compares both on one tree.
+ * The key maps each one back to its input path.
  */
 export function leftOutName(outputPath: string, index: number, published: ReadonlySet<string>): string {
   const slash = outputPath.lastIndexOf("/");
