@@ -3,10 +3,10 @@
  *
  * Each element gets the action of its Table E.1-1 row (after options and
  * the resolution of combined codes). Elements the table does not list are
- * kept, except that unknown standard tags are removed, UIDs outside the
- * DICOM root are replaced, person names are emptied, dates are shifted or
- * replaced unless full dates are retained, and other text is cleaned of
- * known identifiers. Inside sequences whose action is D or C the
+ * kept, with these exceptions. Unknown standard tags are removed, UIDs
+ * outside the DICOM root are replaced and person names are emptied. Dates
+ * are shifted, or replaced unless full dates are retained. Other text is
+ * cleaned of known identifiers. Inside sequences whose action is D or C the
  * unlisted values get that action too.
  */
 import { codecForSpecificCharacterSet, type CharsetCodec } from "../dicom/charset.js";

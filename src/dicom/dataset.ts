@@ -20,9 +20,9 @@ export interface Element {
   tag: Tag;
   vr: string;
   /**
-   * The VR that the value is read and written with when it differs from the
-   * VR in the header: a value of a known tag stored as UN (PS3.5 6.2.2) is
-   * still a name, a date or a UID, and must be de-identified as one.
+   * VR that the value is read and written with, when it differs from the VR
+   * in the header. A value of a known tag stored as UN (PS3.5 6.2.2) is still
+   * a name, a date or a UID, and must be de-identified as one.
    */
   valueVr?: string;
   /** The value length was 0xFFFFFFFF in the input (sequences, encapsulated pixel data). */
@@ -31,7 +31,7 @@ export interface Element {
   bytes?: Buffer;
   /** A large value copied from the input on write. */
   bulk?: BulkRef;
-  /** Items of a sequence (VR SQ, or UN that holds a sequence). */
+  /** Items of a sequence (VR SQ, or UN that contains a sequence). */
   items?: Item[];
   /** Encapsulated pixel data: the Basic Offset Table item followed by the fragments. */
   fragments?: Fragment[];
@@ -40,7 +40,7 @@ export interface Element {
 export interface Item {
   elements: Element[];
   undefinedLength: boolean;
-  /** How this item's elements are encoded; UN sequences switch to implicit VR little endian. */
+  /** Encoding of this item's elements; items of UN sequences use implicit VR little endian. */
   syntax: Syntax;
 }
 

@@ -62,7 +62,7 @@ export async function openDicom(path: string, options: OpenOptions = {}): Promis
     const parsed = parseDicom(source, limits);
     if (!parsed.transferSyntax.deflated) return { ...parsed, close };
 
-    // The inflated data set holds the original identifiers in plain text. Its
+    // The inflated data set contains the original identifiers in plain text. Its
     // file is unlinked as soon as it is created, so it disappears with the
     // descriptor even if the process is killed.
     const tempDir = await mkdtemp(join(tmpdir(), "deidkit-inflate-"));

@@ -10,7 +10,7 @@
  *   and the run's identifiers are cleaned from everything else.
  * - DATE and TIMESTAMP columns are shifted by the row's patient when dates
  *   are shifted. Without a shift, and for birth dates, they become null.
- * - Integer columns whose name holds a patient ID get the pseudonym, which
+ * - Integer columns whose name marks a patient ID get the pseudonym, which
  *   keeps the type only when the pseudonym is a number that fits (a --map
  *   crosswalk of numbers). Otherwise the file is quarantined, as it is for
  *   integer columns of any other identifier.
@@ -277,7 +277,7 @@ function textOf(value: Value, position: number): string | null {
     try {
       return utf8Decoder.decode(value);
     } catch {
-      throw quarantine("PARQUET_BINARY_COLUMN", `column ${position} holds bytes that are not UTF-8 text, so they cannot be checked`);
+      throw quarantine("PARQUET_BINARY_COLUMN", `column ${position} contains bytes that are not UTF-8 text, so they cannot be checked`);
     }
   }
   return String(value);
@@ -355,7 +355,7 @@ function rewriteText(column: Column, position: number, row: number, patient: Pat
     try {
       JSON.parse(result.text);
     } catch {
-      throw quarantine("PARQUET_JSON_INVALID", `column ${position} holds JSON that is no longer valid once its identifiers are replaced`);
+      throw quarantine("PARQUET_JSON_INVALID", `column ${position} contains JSON that is no longer valid once its identifiers are replaced`);
     }
   }
   return result.text === text && original instanceof Uint8Array ? original : utf8Encoder.encode(result.text);
@@ -403,7 +403,7 @@ function rewriteNumber(column: Column, position: number, row: number, patient: P
   }
   throw quarantine(
     "PARQUET_NUMERIC_IDENTIFIER",
-    `column ${position} holds identifiers (${column.fieldClass}) as numbers, and their replacements are not numbers of its type`,
+    `column ${position} contains identifiers (${column.fieldClass}) as numbers, and their replacements are not numbers of its type`,
   );
 }
 
@@ -411,7 +411,7 @@ function rewriteOther(column: Column, position: number, row: number): Value {
   const value = column.values[row];
   if (column.element.type === "BOOLEAN" || column.fieldClass === "none" || column.fieldClass === "age") return value;
   if (value === null || value === undefined) return null;
-  throw quarantine("PARQUET_NUMERIC_IDENTIFIER", `column ${position} holds identifiers (${column.fieldClass}) in a type that cannot hold their replacements`);
+  throw quarantine("PARQUET_NUMERIC_IDENTIFIER", `column ${position} contains identifiers (${column.fieldClass}) in a type that cannot store their replacements`);
 }
 
 /** Returns the de-identified value of one cell. */

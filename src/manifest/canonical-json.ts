@@ -1,7 +1,7 @@
 /**
  * Canonical JSON for signing: object members sorted by name in UTF-16 code
  * unit order, no whitespace, strings escaped as JSON.stringify escapes them.
- * For the values a manifest holds (strings, safe integers, booleans, null,
+ * For the values a manifest contains (strings, safe integers, booleans, null,
  * arrays and objects) this is the output of RFC 8785 (JSON Canonicalization
  * Scheme), which specifies the same ordering and escaping.
  */

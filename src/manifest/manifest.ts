@@ -101,7 +101,7 @@ function runOf(report: RunReport): ManifestRun {
   };
 }
 
-/** Hashes OUTPUT and returns the signed manifest. Throws IO when OUTPUT holds a symbolic link or special file. */
+/** Hashes OUTPUT and returns the signed manifest. Throws IO when OUTPUT contains a symbolic link or special file. */
 export async function buildManifest(outputFolder: string, report: RunReport, key: SigningKey): Promise<Manifest> {
   await sodium.ready;
   const { files, others } = await hashTree(outputFolder);

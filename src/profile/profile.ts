@@ -50,16 +50,16 @@ export interface Rule {
   row: ProfileRow;
   /** The code in force: the Basic Profile code, or the code of a selected option. */
   code: ActionCode;
-  /** Where the code came from: "basic" or an option name. */
+  /** Origin of the code: "basic" or an option name. */
   source: "basic" | OptionName;
   action: Action;
 }
 
 /**
  * Resolves a combined code to the alternative that is valid whatever the
- * attribute's type in the IOD at hand, since deidkit does not know the IOD
- * type of every attribute: D is valid for Types 1, 2 and 3, Z for Types 2
- * and 3, and replacing the UIDs inside a sequence keeps a Type 1 sequence
+ * attribute's type in the IOD at hand, because deidkit does not know the IOD
+ * type of every attribute. D is valid for Types 1, 2 and 3, and Z for Types
+ * 2 and 3. Replacing the UIDs inside a sequence keeps a Type 1 sequence
  * valid. All alternatives remove the identifying content equally.
  */
 export function resolveCode(code: ActionCode): Action {

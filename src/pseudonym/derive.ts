@@ -32,8 +32,8 @@ export function derivePatientId(secret: Uint8Array, originalId: string): string 
 }
 
 /**
- * A UID under the 2.25 root (PS3.5 Annex B.2): "2.25." and the decimal form of
- * a 128-bit keyed hash of the original UID, at most 44 characters.
+ * Returns a UID under the 2.25 root (PS3.5 Annex B.2): "2.25." and the decimal
+ * form of a 128-bit keyed hash of the original UID, at most 44 characters.
  */
 export function deriveUid(secret: Uint8Array, originalUid: string): string {
   const hash = keyedHash(secret, "uid", originalUid, 16);
@@ -45,14 +45,14 @@ export function deriveUid(secret: Uint8Array, originalUid: string): string {
 export const MIN_SHIFT_DAYS = 366;
 export const MAX_SHIFT_DAYS = 3652;
 
-/** A patient's date shift in days: always into the past, between 1 and 10 years. */
+/** Returns a patient's date shift in days: always into the past, between 366 and 3652 days. */
 export function deriveDateShift(secret: Uint8Array, patientKey: string): number {
   const hash = keyedHash(secret, "date-shift", patientKey, 8);
   const value = Buffer.from(hash).readUInt32BE(0);
   return -(MIN_SHIFT_DAYS + (value % (MAX_SHIFT_DAYS - MIN_SHIFT_DAYS + 1)));
 }
 
-/** A short keyed token for other identifiers (accession numbers, study IDs): 8 base32 characters. */
+/** Returns a short keyed token of 8 base32 characters, used for course pseudonyms. */
 export function deriveToken(secret: Uint8Array, purpose: string, original: string): string {
   return base32(keyedHash(secret, purpose, original, 16), 8);
 }

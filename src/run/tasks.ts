@@ -186,7 +186,7 @@ export class TaskRunner {
     };
   }
 
-  /** The patient whose original Patient ID names a folder on the file's path, if any. */
+  /** Returns the patient whose original Patient ID names a folder on the file's path, if any. */
   private patientOfPath(relativePath: string): Patient | undefined {
     const folders = relativePath.split("/").slice(0, -1);
     for (const folder of folders) {

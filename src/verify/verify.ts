@@ -1,7 +1,7 @@
 /**
  * `verify`: a residual-PHI scan of a de-identified output. With the key's
  * identifiers it searches every place of every file for each original
- * identifier; without them it checks the DICOM rules it can check alone
+ * identifier. Without them it checks the DICOM rules it can check alone
  * (see rules.ts). Findings never contain the identifier itself.
  */
 import { walkTree } from "../tree/walk.js";
@@ -14,7 +14,7 @@ export type Severity = "error" | "warning";
 export interface Finding {
   /** Path of the file relative to the verified folder. In key mode each identifier in it is replaced by "[#N]". */
   file: string;
-  /** Where in the file: "path", "bytes", a DICOM tag path, an archive member. */
+  /** Location in the file: "path", "bytes", a DICOM tag path, an archive member. */
   place: string;
   category: string;
   severity: Severity;
@@ -92,7 +92,7 @@ function severityOf(category: string): Severity {
   return WARNING_CATEGORIES.has(category) ? "warning" : "error";
 }
 
-/** The identifiers of a decrypted key payload (see run/key-payload.ts), in a stable order. */
+/** Returns the identifiers of a decrypted key payload (see run/key-payload.ts) in a stable order. */
 export function identifiersFromKey(payload: Record<string, unknown>): KeyIdentifier[] {
   const list: KeyIdentifier[] = [];
   const patients = (payload.patients ?? []) as Array<{ originalId: string }>;
