@@ -10,13 +10,23 @@ import { DicomParseError, LimitError } from "../errors.js";
 import type { Element, Fragment, Item, Syntax } from "./dataset.js";
 import { implicitVr, lookupTag } from "./dictionary.js";
 import type { ByteSource } from "./source.js";
-import { formatTag, TAG, tagGroup, type Tag } from "./tags.js";
+import { formatTag as formatAnyTag, TAG, tagGroup, type Tag } from "./tags.js";
 import {
   EXPLICIT_VR_LITTLE_ENDIAN,
   lookupTransferSyntax,
   type TransferSyntax,
 } from "./transfer-syntax.js";
 import { hasLongLength, isKnownVr } from "./vr.js";
+
+/**
+ * Formats a tag for an error message. A tag read from a damaged file is four
+ * arbitrary bytes, which could spell part of a name ("(6F5A,6272)" is
+ * "Zorb"), so only tags of the data dictionary and item tags are shown.
+ */
+function formatTag(tag: Tag): string {
+  if (tagGroup(tag) === 0xfffe || lookupTag(tag)) return formatAnyTag(tag);
+  return "an unlisted tag";
+}
 
 const UNDEFINED_LENGTH = 0xffffffff;
 const ITEM_GROUP = 0xfffe;
