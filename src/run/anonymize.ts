@@ -19,20 +19,18 @@ import { leftOutName, publishedFolders } from "../tree/left-out-names.js";
 import { PathMapper, checkPathsDisjoint } from "../tree/paths.js";
 import { walkTree, type TreeEntry } from "../tree/walk.js";
 import { buildKeyPayload, type FileRecord } from "./key-payload.js";
-import { WorkerPool, workersAvailable } from "./pool.js";
+import { counting, runLocally, WorkerPool, workersAvailable } from "./pool.js";
 import { addCounts, buildReport, type QuarantineEntry, type RunReport } from "./report.js";
 import {
-  inputSignature,
+  fileSignature,
   readRunState,
   ResumeJournal,
   sameSignature,
   secretCheckOf,
   settingsCheckOf,
-  sha256OfFile,
   STATE_FORMAT,
   STATE_VERSION,
   writeRunState,
-  type InputSignature,
   type JournalEntry,
   type RunPhase,
   type RunState,
@@ -97,7 +95,8 @@ const unpublished = new Set<string>();
 const MIN_FILES_FOR_WORKERS = 16;
 
 /** Files handed to the workers at once; the journal records each batch when it is done. */
-const FILES_PER_BATCH = 64;
+/** Completed files per append to the resume journal. */
+const JOURNAL_GROUP = 64;
 
 /**
  * System errors that mean OUTPUT cannot take more data. They fail the run
@@ -303,8 +302,8 @@ class AnonymizeRun {
     this.emit({ type: "phase", phase: "learn" });
     const onDone = this.progress("learn", regularFiles.length);
     const learnt = this.pool
-      ? await this.pool.run<LearnResult>(regularFiles.map((entry) => ({ kind: "learn", path: entry.path, relativePath: entry.relativePath })), onDone)
-      : await runLocally(regularFiles, (entry) => this.local.learn(entry.path, entry.relativePath), onDone);
+      ? await this.pool.run<LearnResult>(regularFiles.map((entry) => ({ kind: "learn", path: entry.path, relativePath: entry.relativePath })), counting(onDone))
+      : await runLocally(regularFiles, (entry) => this.local.learn(entry.path, entry.relativePath), counting(onDone));
     const acceptedFiles: TreeEntry[] = [];
     regularFiles.forEach((entry, index) => {
       const result = learnt[index];
@@ -443,9 +442,8 @@ class AnonymizeRun {
       const output = this.outputPathOf.get(entry)!;
       const record = recorded.get(output);
       if (!record || record.input !== entry.relativePath) continue;
-      if (!sameSignature(record.signature, await inputSignature(entry.path))) continue;
-      const checksum = await sha256OfFile(join(paths.staging, output)).catch(() => undefined);
-      if (checksum === record.sha256) kept.set(output, record);
+      if (!sameSignature(record.result.inputSignature, fileSignature(entry.path))) continue;
+      if (sameSignature(record.result.outputSignature, fileSignature(join(paths.staging, output)))) kept.set(output, record);
     }
     await pruneStaging(paths.staging, new Set(kept.keys()));
     return kept;
@@ -454,6 +452,7 @@ class AnonymizeRun {
   private async writePass(acceptedFiles: TreeEntry[], terms: Term[], paths: RunPaths, journal: ResumeJournal, reused: ReadonlyMap<string, JournalEntry>): Promise<void> {
     const written = new Array<WriteResult>(acceptedFiles.length);
     const pending: Array<{ index: number; task: WriteTask }> = [];
+    const folders = new Set<string>();
     for (const [index, entry] of acceptedFiles.entries()) {
       const output = this.outputPathOf.get(entry)!;
       const record = reused.get(output);
@@ -462,33 +461,50 @@ class AnonymizeRun {
         continue;
       }
       const finalPath = join(paths.staging, output);
-      await mkdir(dirname(finalPath), { recursive: true });
-      const tempPath = join(dirname(finalPath), `.deidkit-tmp-${randomBytes(6).toString("hex")}`);
+      const folder = dirname(finalPath);
+      if (!folders.has(folder)) {
+        await mkdir(folder, { recursive: true });
+        folders.add(folder);
+      }
+      const tempPath = join(folder, `.deidkit-tmp-${randomBytes(6).toString("hex")}`);
       const fileKind = this.fileKind.get(entry)!;
       pending.push({ index, task: { path: entry.path, relativePath: entry.relativePath, tempPath, finalPath, fileKind, size: entry.size, mtimeMs: entry.mtimeMs } });
     }
-    const onDone = this.progress("write", acceptedFiles.length);
+    const onDone = counting(this.progress("write", acceptedFiles.length), reused.size);
     if (this.pool) await this.pool.useTerms(terms);
     else this.local.useTerms(terms);
-    for (let start = 0; start < pending.length; start += FILES_PER_BATCH) {
-      const batch = pending.slice(start, start + FILES_PER_BATCH);
-      const signatures = await Promise.all(batch.map(({ task }) => inputSignature(task.path)));
-      const doneBefore = reused.size + start;
-      const results = this.pool
-        ? await this.pool.run<WriteResult>(batch.map(({ task }) => ({ kind: "write", task })), (done) => onDone(doneBefore + done))
-        : await runLocally(batch, ({ task }) => this.local.write(task), (done) => onDone(doneBefore + done));
-      for (const [position, { index, task }] of batch.entries()) {
-        const result = results[position];
-        if (!result.ok && result.errno !== undefined && OUTPUT_ERRNOS.has(result.errno)) {
-          throw new DeidError("IO", `writing OUTPUT failed (${result.errno})`, {
-            path: paths.staging,
-            hint: "free disk space (or raise the quota or open-file limit), then run again; nothing was published",
-          });
-        }
-        written[index] = result;
-        if (result.ok) await this.recordCompleted(journal, acceptedFiles[index], task, signatures[position], result);
+
+    // Completed files go to the journal in groups. A kill loses the entries
+    // not yet appended, and --resume writes those files again.
+    let unrecorded: JournalEntry[] = [];
+    const flush = () => {
+      journal.append(unrecorded);
+      unrecorded = [];
+    };
+    const onResult = (position: number, result: WriteResult) => {
+      const { index } = pending[position];
+      if (!result.ok && result.errno !== undefined && OUTPUT_ERRNOS.has(result.errno)) {
+        throw new DeidError("IO", `writing OUTPUT failed (${result.errno})`, {
+          path: paths.staging,
+          hint: "free disk space (or raise the quota or open-file limit), then run again; nothing was published",
+        });
       }
-      this.failOnWriteProblem(acceptedFiles, batch.map(({ index }) => index), written);
+      written[index] = result;
+      if (result.ok) {
+        unrecorded.push({ input: acceptedFiles[index].relativePath, output: this.outputPathOf.get(acceptedFiles[index])!, result });
+        if (unrecorded.length >= JOURNAL_GROUP) flush();
+      }
+      onDone(position, result);
+      if (!result.ok && this.options.onInvalid === "fail") {
+        this.quarantine.set(acceptedFiles[index], result);
+        this.failOnFirstProblem(acceptedFiles);
+      }
+    };
+    try {
+      if (this.pool) await this.pool.run<WriteResult>(pending.map(({ task }) => ({ kind: "write", task })), onResult);
+      else await runLocally(pending, ({ task }) => this.local.write(task), onResult);
+    } finally {
+      flush();
     }
     const failedFolders: string[] = [];
     acceptedFiles.forEach((entry, index) => {
@@ -504,27 +520,6 @@ class AnonymizeRun {
       this.files.push({ input: entry.relativePath, output: this.outputPathOf.get(entry)!, status: "written", sopInstanceUid: result.sopInstanceUid });
     });
     await removeEmptyFolders(failedFolders, paths.staging);
-  }
-
-  private async recordCompleted(journal: ResumeJournal, entry: TreeEntry, task: WriteTask, signature: InputSignature, result: Extract<WriteResult, { ok: true }>): Promise<void> {
-    await journal.append({
-      input: entry.relativePath,
-      output: this.outputPathOf.get(entry)!,
-      signature,
-      sha256: result.sha256,
-      result,
-    });
-  }
-
-  /** With --on-invalid fail, stops the write pass at the first file of a batch that could not be written. */
-  private failOnWriteProblem(acceptedFiles: readonly TreeEntry[], indexes: readonly number[], written: readonly WriteResult[]): void {
-    if (this.options.onInvalid !== "fail") return;
-    for (const index of indexes) {
-      const result = written[index];
-      if (result.ok) continue;
-      this.quarantine.set(acceptedFiles[index], result);
-      this.failOnFirstProblem(acceptedFiles);
-    }
   }
 
   private buildReport(dryRun: boolean): RunReport {
@@ -760,13 +755,4 @@ async function writeReport(path: string, report: RunReport): Promise<void> {
   const temp = `${path}.deidkit-tmp`;
   await writeFile(temp, `${JSON.stringify(report, null, 2)}\n`, { mode: 0o644 });
   await rename(temp, path);
-}
-
-async function runLocally<T, R>(items: readonly T[], task: (item: T) => Promise<R>, onDone: (done: number) => void): Promise<R[]> {
-  const results: R[] = [];
-  for (const item of items) {
-    results.push(await task(item));
-    onDone(results.length);
-  }
-  return results;
 }

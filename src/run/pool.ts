@@ -54,23 +54,51 @@ export class WorkerPool {
     await Promise.all(this.workers.map((worker) => this.send(worker, { kind: "terms", terms })));
   }
 
-  /** Runs the tasks, each worker taking the next task when it finishes one; results keep task order. */
-  async run<R extends LearnResult | WriteResult>(tasks: Task[], onDone: (done: number) => void): Promise<R[]> {
+  /**
+   * Runs the tasks with two in flight per worker, so that a worker finds its
+   * next task waiting when it finishes one. Results keep task order.
+   * `onResult` gets each result as it arrives; when it throws, no further
+   * task is sent, and the error is thrown once the tasks in flight are done.
+   */
+  async run<R extends LearnResult | WriteResult>(tasks: readonly Task[], onResult: (index: number, result: R) => void): Promise<R[]> {
     const results = new Array<R>(tasks.length);
     let next = 0;
-    let done = 0;
-    const drain = async (worker: Worker): Promise<void> => {
-      while (next < tasks.length) {
+    let stopped: { error: unknown } | undefined;
+    const feed = async (worker: Worker): Promise<void> => {
+      while (next < tasks.length && !stopped) {
         const index = next++;
-        results[index] = (await this.send(worker, tasks[index])) as R;
-        onDone(++done);
+        const result = (await this.send(worker, tasks[index])) as R;
+        results[index] = result;
+        try {
+          onResult(index, result);
+        } catch (error) {
+          stopped ??= { error };
+        }
       }
     };
-    await Promise.all(this.workers.map(drain));
+    await Promise.all(this.workers.flatMap((worker) => [feed(worker), feed(worker)]));
+    if (stopped) throw stopped.error;
     return results;
   }
 
   async close(): Promise<void> {
     await Promise.all(this.workers.map((worker) => worker.terminate()));
   }
+}
+
+/** Runs the tasks one after the other in this thread, with the same callback contract as WorkerPool.run. */
+export async function runLocally<T, R>(items: readonly T[], task: (item: T) => Promise<R>, onResult: (index: number, result: R) => void): Promise<R[]> {
+  const results: R[] = [];
+  for (const [index, item] of items.entries()) {
+    const result = await task(item);
+    results.push(result);
+    onResult(index, result);
+  }
+  return results;
+}
+
+/** Turns a progress callback that takes a count into a result callback. */
+export function counting(onDone: (done: number) => void, before = 0): (index: number, result: unknown) => void {
+  let done = before;
+  return () => onDone(++done);
 }

@@ -8,9 +8,8 @@
  * UIDs) are encrypted with a key derived from the run's secret, so only a
  * run with the same secret can read them.
  */
-import { createHash } from "node:crypto";
-import { createReadStream } from "node:fs";
-import { appendFile, lstat, readFile, rename, writeFile } from "node:fs/promises";
+import { appendFileSync, lstatSync } from "node:fs";
+import { readFile, rename, writeFile } from "node:fs/promises";
 
 import sodium from "libsodium-wrappers-sumo";
 
@@ -74,31 +73,29 @@ export async function writeRunState(path: string, state: RunState): Promise<void
   await rename(temp, path);
 }
 
-/** Size, modification time and inode of an input file: a resumed run reuses an output only if these are unchanged. */
-export interface InputSignature {
+/**
+ * Size, modification time and inode of a file. A resumed run reuses an
+ * output only if its input still has the signature recorded when the output
+ * was written, and the output still has its own recorded signature.
+ */
+export interface FileSignature {
   size: number;
   mtimeMs: number;
   ino: number;
 }
 
-/** Returns the signature of an input file; a file that cannot be examined gets one that matches no recorded signature. */
-export async function inputSignature(path: string): Promise<InputSignature> {
+/** Returns the signature of a file; a file that cannot be examined gets one that matches no recorded signature. */
+export function fileSignature(path: string): FileSignature {
   try {
-    const info = await lstat(path);
-    return { size: info.size, mtimeMs: info.mtimeMs, ino: info.ino };
+    const info = lstatSync(path);
+    return info.isFile() ? { size: info.size, mtimeMs: info.mtimeMs, ino: info.ino } : { size: -1, mtimeMs: -1, ino: -1 };
   } catch {
     return { size: -1, mtimeMs: -1, ino: -1 };
   }
 }
 
-export function sameSignature(a: InputSignature, b: InputSignature): boolean {
-  return a.size === b.size && a.mtimeMs === b.mtimeMs && a.ino === b.ino;
-}
-
-export async function sha256OfFile(path: string): Promise<string> {
-  const hash = createHash("sha256");
-  for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
-  return hash.digest("hex");
+export function sameSignature(a: FileSignature | undefined, b: FileSignature): boolean {
+  return a !== undefined && a.size === b.size && a.mtimeMs === b.mtimeMs && a.ino === b.ino;
 }
 
 /** One completed file of the write pass. */
@@ -107,8 +104,7 @@ export interface JournalEntry {
   input: string;
   /** Output path relative to OUTPUT. */
   output: string;
-  signature: InputSignature;
-  sha256: string;
+  /** Carries the signatures of the input and of the output taken when the output was written. */
   result: Extract<WriteResult, { ok: true }>;
 }
 
@@ -127,11 +123,15 @@ export class ResumeJournal {
     this.key = keyedHash(secret, "resume-journal-key", "", sodium.crypto_secretbox_KEYBYTES);
   }
 
-  async append(entry: JournalEntry): Promise<void> {
-    const nonce = sodium.randombytes_buf(sodium.crypto_secretbox_NONCEBYTES);
-    const box = sodium.crypto_secretbox_easy(Buffer.from(JSON.stringify(entry), "utf8"), nonce, this.key);
-    const line = Buffer.concat([Buffer.from(nonce), Buffer.from(box)]).toString("base64");
-    await appendFile(this.path, `${line}\n`, { mode: 0o600 });
+  /** Appends the entries in one write; a kill during it leaves whole lines and at most one cut line. */
+  append(entries: readonly JournalEntry[]): void {
+    if (entries.length === 0) return;
+    const lines = entries.map((entry) => {
+      const nonce = sodium.randombytes_buf(sodium.crypto_secretbox_NONCEBYTES);
+      const box = sodium.crypto_secretbox_easy(Buffer.from(JSON.stringify(entry), "utf8"), nonce, this.key);
+      return `${Buffer.concat([Buffer.from(nonce), Buffer.from(box)]).toString("base64")}\n`;
+    });
+    appendFileSync(this.path, lines.join(""), { mode: 0o600 });
   }
 
   /** Reads every entry that decrypts, keyed by output path; a missing journal has none. */

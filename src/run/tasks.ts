@@ -3,8 +3,7 @@
  * and the worker threads. Results carry reason codes, never thrown errors,
  * so that they can cross a thread boundary.
  */
-import { closeSync, readSync } from "node:fs";
-import { lstat, rename, rm } from "node:fs/promises";
+import { closeSync, lstatSync, readSync, renameSync, rmSync } from "node:fs";
 
 import { isDeidError } from "../errors.js";
 import { looksLikeDicom } from "../dicom/reader.js";
@@ -13,7 +12,7 @@ import { emptyCounts, QuarantineReason, type ActionCounts } from "../deid/apply.
 import { TextCleaner, uidMapper } from "../deid/cleaner.js";
 import { IdentifierRegistry, type JournalEntry, type Patient, type Term } from "../deid/identifiers.js";
 import { FormatSet } from "../formats/index.js";
-import { sha256OfFile } from "./resume.js";
+import { fileSignature, type FileSignature } from "./resume.js";
 import type { WriteContext } from "../formats/types.js";
 import { compileProfile, type CompiledProfile, type OptionName } from "../profile/profile.js";
 import { deidentifyDicomFile, learnDicomFile, type DicomPassOptions } from "./dicom-file.js";
@@ -44,7 +43,16 @@ export type LearnResult =
   | ({ ok: false } & Problem);
 
 export type WriteResult =
-  | { ok: true; counts: ActionCounts; sopInstanceUid: string; uids: Array<[string, string]>; sha256: string }
+  | {
+      ok: true;
+      counts: ActionCounts;
+      sopInstanceUid: string;
+      uids: Array<[string, string]>;
+      /** The input's signature, taken after its output was written. */
+      inputSignature: FileSignature;
+      /** The output's signature under its final name. */
+      outputSignature: FileSignature;
+    }
   | ({ ok: false } & Problem);
 
 export interface WriteTask {
@@ -60,14 +68,17 @@ export interface WriteTask {
 
 /**
  * Throws when a file is not what pass 1 learnt from: its identifiers may be
- * ones the run never saw, so it cannot be cleaned with confidence.
+ * ones the run never saw, so it cannot be cleaned with confidence. Returns
+ * the file's signature. Calls are synchronous: a worker thread has nothing
+ * else to do meanwhile, and each await would wait for a libuv pool thread.
  */
-async function checkUnchanged(task: WriteTask): Promise<void> {
-  if (task.size === undefined || task.mtimeMs === undefined) return;
-  const info = await lstat(task.path);
-  if (!info.isFile() || info.size !== task.size || info.mtimeMs !== task.mtimeMs) {
+function checkUnchanged(task: WriteTask): FileSignature {
+  const info = lstatSync(task.path);
+  const changed = !info.isFile() || (task.size !== undefined && info.size !== task.size) || (task.mtimeMs !== undefined && info.mtimeMs !== task.mtimeMs);
+  if (changed) {
     throw new QuarantineReason("CHANGED_DURING_RUN", "the file changed after its identifiers were learnt; run again on a tree that is not being written to");
   }
+  return { size: info.size, mtimeMs: info.mtimeMs, ino: info.ino };
 }
 
 const HEAD_BYTES = 256;
@@ -203,28 +214,30 @@ export class TaskRunner {
 
   async write(task: WriteTask): Promise<WriteResult> {
     this.uids = [];
-    const { path, tempPath, finalPath } = task;
+    const { tempPath, finalPath } = task;
     try {
-      await checkUnchanged(task);
-      if (task.fileKind === "dicom") {
-        const result = await deidentifyDicomFile(path, tempPath, this.dicomContext(), this.setup.passOptions);
-        await checkUnchanged(task);
-        await rename(tempPath, finalPath);
-        // The checksum is taken here, in the worker, so that the resume journal does not hold up the main thread.
-        const sha256 = await sha256OfFile(finalPath);
-        return { ok: true, counts: result.counts, sopInstanceUid: result.sopInstanceUid, uids: this.uids, sha256 };
-      }
-      const format = this.formats.byName(task.fileKind);
-      if (!format) throw new Error(`no format handler named ${task.fileKind}`);
-      const result = await format.write(path, tempPath, this.formatContext(task.relativePath));
-      await checkUnchanged(task);
-      await rename(tempPath, finalPath);
-      const counts = emptyCounts();
-      counts.textReplacements = result.replacements;
-      return { ok: true, counts, sopInstanceUid: "", uids: this.uids, sha256: await sha256OfFile(finalPath) };
+      checkUnchanged(task);
+      const counts = await this.writeOne(task);
+      const inputSignature = checkUnchanged(task);
+      renameSync(tempPath, finalPath);
+      return { ok: true, ...counts, uids: this.uids, inputSignature, outputSignature: fileSignature(finalPath) };
     } catch (error) {
-      await rm(tempPath, { force: true });
+      rmSync(tempPath, { force: true });
       return { ok: false, ...problemOf(error) };
     }
+  }
+
+  /** Writes the de-identified copy of one file under its temporary name. */
+  private async writeOne(task: WriteTask): Promise<{ counts: ActionCounts; sopInstanceUid: string }> {
+    if (task.fileKind === "dicom") {
+      const result = await deidentifyDicomFile(task.path, task.tempPath, this.dicomContext(), this.setup.passOptions);
+      return { counts: result.counts, sopInstanceUid: result.sopInstanceUid };
+    }
+    const format = this.formats.byName(task.fileKind);
+    if (!format) throw new Error(`no format handler named ${task.fileKind}`);
+    const result = await format.write(task.path, task.tempPath, this.formatContext(task.relativePath));
+    const counts = emptyCounts();
+    counts.textReplacements = result.replacements;
+    return { counts, sopInstanceUid: "" };
   }
 }

@@ -13,13 +13,18 @@ export type WorkerRequest =
 await initSodium();
 const runner = new TaskRunner(workerData as RunSetup);
 
-parentPort!.on("message", async (request: WorkerRequest) => {
-  let result: unknown;
-  if (request.kind === "learn") result = await runner.learn(request.path, request.relativePath);
-  else if (request.kind === "write") result = await runner.write(request.task);
-  else {
-    runner.useTerms(request.terms);
-    result = true;
-  }
-  parentPort!.postMessage({ id: request.id, result });
+async function handle(request: WorkerRequest): Promise<unknown> {
+  if (request.kind === "learn") return runner.learn(request.path, request.relativePath);
+  if (request.kind === "write") return runner.write(request.task);
+  runner.useTerms(request.terms);
+  return true;
+}
+
+// The pool sends the next task before this one is done. Tasks run one at a
+// time, in the order they came, because the runner keeps per-file state.
+let queue: Promise<void> = Promise.resolve();
+parentPort!.on("message", (request: WorkerRequest) => {
+  queue = queue.then(async () => {
+    parentPort!.postMessage({ id: request.id, result: await handle(request) });
+  });
 });

@@ -14,7 +14,7 @@ import { IdentifierRegistry, type IdentifierCategory } from "../deid/identifiers
 import { DEFAULT_READ_LIMITS, type ReadLimits } from "../dicom/reader.js";
 import { compileProfile, type OptionName } from "../profile/profile.js";
 import { initSodium, randomSecret } from "../pseudonym/keyed-hash.js";
-import { WorkerPool, workersAvailable } from "../run/pool.js";
+import { counting, runLocally, WorkerPool, workersAvailable } from "../run/pool.js";
 import { TaskRunner, type LearnResult, type RunSetup } from "../run/tasks.js";
 import { FormatSet } from "../formats/index.js";
 import { PathMapper } from "../tree/paths.js";
@@ -75,18 +75,13 @@ async function learnAll(
     const pool = new WorkerPool(Math.min(jobs, files.length), setup);
     try {
       const tasks = files.map((entry) => ({ kind: "learn" as const, path: entry.path, relativePath: entry.relativePath }));
-      return await pool.run<LearnResult>(tasks, onDone);
+      return await pool.run<LearnResult>(tasks, counting(onDone));
     } finally {
       await pool.close();
     }
   }
   const runner = new TaskRunner(setup);
-  const results: LearnResult[] = [];
-  for (const entry of files) {
-    results.push(await runner.learn(entry.path, entry.relativePath));
-    onDone(results.length);
-  }
-  return results;
+  return runLocally(files, (entry) => runner.learn(entry.path, entry.relativePath), counting(onDone));
 }
 
 /** Scans the tree at `options.input`; throws UsageError when it is not a readable folder. */

@@ -155,6 +155,21 @@ describe("resume checks", () => {
     expect(runChild(output, { resume: true }).outcome).toMatchObject({ ok: true });
   }, 120_000);
 
+  test("damaged outputs in the staging folder are written again", async () => {
+    const output = tree.at("out-damaged");
+    expect(runChild(output, { killAt: "write:70" }).signal).toBe("SIGKILL");
+    const staged = await readTreeFiles(`${output}.deidkit-partial`);
+    const written = staged.filter((file) => file.relativePath.endsWith(".dcm"));
+    expect(written.length).toBeGreaterThanOrEqual(2);
+    const [cut, overwritten] = written;
+    // One output cut short, another overwritten with bytes of the same length.
+    await writeFile(join(`${output}.deidkit-partial`, cut.relativePath), cut.bytes.subarray(0, 200));
+    await writeFile(join(`${output}.deidkit-partial`, overwritten.relativePath), Buffer.alloc(overwritten.bytes.length));
+
+    expect(runChild(output, { resume: true }).outcome).toMatchObject({ ok: true });
+    expect(await readTreeFiles(output)).toEqual(reference.files);
+  }, 120_000);
+
   test("changed input file is written again", async () => {
     const output = tree.at("out-changed");
     expect(runChild(output, { killAt: "write:70" }).signal).toBe("SIGKILL");
