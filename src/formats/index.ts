@@ -1,13 +1,31 @@
 /** The non-DICOM formats deidkit de-identifies, tried in this order. */
 import { csvFormat } from "./csv.js";
+import { isParquetFile, isXlsxFile, isZipFile } from "./detect.js";
 import { jsonFormat } from "./json.js";
 import { textFormat } from "./text.js";
 import { niftiFormat } from "./nifti/index.js";
-import { parquetFormat } from "./parquet.js";
 import { passThroughFormat } from "./pass-through.js";
 import type { FormatHandler } from "./types.js";
-import { xlsxFormat } from "./xlsx/index.js";
-import { zipFormat } from "./zip.js";
+
+/**
+ * A handler whose module is imported when it first learns or writes a file.
+ * Zip, XLSX and Parquet load packages that take a tenth of a second to
+ * import, which every worker thread would pay for trees without such files.
+ */
+function importedOnUse(name: string, matches: FormatHandler["matches"], load: () => Promise<FormatHandler>): FormatHandler {
+  let handler: Promise<FormatHandler> | undefined;
+  const loaded = () => (handler ??= load());
+  return {
+    name,
+    matches,
+    learn: async (path, context) => (await loaded()).learn?.(path, context),
+    write: async (path, targetPath, context) => (await loaded()).write(path, targetPath, context),
+  };
+}
+
+const zipFormat = importedOnUse("zip", isZipFile, async () => (await import("./zip.js")).zipFormat);
+const parquetFormat = importedOnUse("parquet", isParquetFile, async () => (await import("./parquet.js")).parquetFormat);
+const xlsxFormat = importedOnUse("xlsx", isXlsxFile, async () => (await import("./xlsx/index.js")).xlsxFormat);
 
 export const FORMATS: readonly FormatHandler[] = [jsonFormat, csvFormat, textFormat, niftiFormat, zipFormat, parquetFormat, xlsxFormat];
 

@@ -35,10 +35,10 @@ import { openRegularFile } from "../dicom/source.js";
 import { TOOL_NAME, TOOL_VERSION } from "../version.js";
 import { capAgeText, isEmptyValue, learnFieldValue, learnPatientId, patientForId, rewriteFieldValue } from "./field-rules.js";
 import { classifyField, type FieldClass } from "./fields.js";
+import { isParquetFile, MAX_PARQUET_BYTES } from "./detect.js";
 import type { FormatHandler, FormatWriteResult, LearnContext, WriteContext } from "./types.js";
 
-/** Parquet is read whole, and decoded values take far more memory than their compressed bytes. */
-export const MAX_PARQUET_BYTES = 256 * 1024 * 1024;
+export { MAX_PARQUET_BYTES };
 /**
  * Rows times columns. NOTE: sized from one measurement, not a bound. A
  * table of 1,000,000 rows and 5 columns (text, dates, doubles; 9.5 MB with
@@ -512,7 +512,7 @@ async function writeParquet(path: string, targetPath: string, context: WriteCont
 
 export const parquetFormat: FormatHandler = {
   name: "parquet",
-  matches: (relativePath, head) => /\.(parquet|parq|pq)$/i.test(relativePath) || head.subarray(0, 4).toString("latin1") === "PAR1",
+  matches: isParquetFile,
   learn: learnParquet,
   write: writeParquet,
 };

@@ -37,6 +37,7 @@ import { DeidError, LimitError } from "../errors.js";
 import { QuarantineReason } from "../deid/apply.js";
 import { openRegularFile } from "../dicom/source.js";
 import { PathMapper } from "../tree/paths.js";
+import { isZipFile } from "./detect.js";
 import type { FormatHandler, FormatWriteResult, LearnContext, WriteContext } from "./types.js";
 
 /** Caps on untrusted archive contents. Nested archives count against the caps of the outermost one. */
@@ -74,7 +75,6 @@ export const DEFAULT_ZIP_LIMITS: Readonly<ZipLimits> = {
 };
 
 const FIXED_DATE = new Date(Date.UTC(1980, 0, 1));
-const LOCAL_HEADER_SIGNATURE = Buffer.from([0x50, 0x4b, 0x03, 0x04]);
 const MIN_LOCAL_HEADER_BYTES = 30;
 
 /** General purpose flag bits: traditional encryption, strong encryption, encrypted central directory. */
@@ -394,12 +394,7 @@ async function writeArchive(path: string, targetPath: string, context: WriteCont
 export function createZipFormat(limits: ZipLimits = DEFAULT_ZIP_LIMITS): FormatHandler {
   return {
     name: "zip",
-    matches(relativePath, head) {
-      const name = relativePath.slice(relativePath.lastIndexOf("/") + 1);
-      if (/\.zip$/i.test(name)) return true;
-      // By content only without an extension, so that .xlsx, .docx and other zip-based formats go to their own handlers.
-      return !name.includes(".") && head.subarray(0, 4).equals(LOCAL_HEADER_SIGNATURE);
-    },
+    matches: isZipFile,
     learn: (path, context) => learnArchive(path, context, limits),
     write: (path, targetPath, context) => writeArchive(path, targetPath, context, limits),
   };

@@ -15,7 +15,7 @@ import { createGunzip } from "node:zlib";
 import yauzl from "yauzl";
 
 import { LimitError } from "../errors.js";
-import { MAX_PARQUET_BYTES } from "../formats/parquet.js";
+import { MAX_PARQUET_BYTES } from "../formats/detect.js";
 import { codecForSpecificCharacterSet, CHARSET_SENSITIVE_VRS, type CharsetCodec } from "../dicom/charset.js";
 import { vrOf, type Item } from "../dicom/dataset.js";
 import { openDicom } from "../dicom/file-io.js";

@@ -13,6 +13,7 @@
 import { open, rm } from "node:fs/promises";
 
 import { QuarantineReason } from "../../deid/apply.js";
+import { isXlsxFile } from "../detect.js";
 import type { FormatHandler, FormatWriteResult, LearnContext, WriteContext } from "../types.js";
 import { FormulaRewriter, SheetNames } from "./formula.js";
 import { relationshipSource, RelationshipsTransform, type Part } from "./package.js";
@@ -40,8 +41,6 @@ import type { PartEnvironment, PartTransform } from "./transform.js";
 import { tokenText } from "./xml.js";
 import { forEachToken, readTokens, readWorkbookInfo, type WorkbookInfo } from "./workbook.js";
 import { ZipReader, ZipWriter } from "./zip.js";
-
-const XLSX_EXTENSIONS = /\.(xlsx|xlsm|xltx|xltm)$/i;
 
 /** Blank 1x1 images written in place of every picture, by content type (made with Pillow 9.4). */
 const PLACEHOLDER_IMAGES: Readonly<Record<string, Buffer>> = {
@@ -218,7 +217,7 @@ async function withAdvice<T>(work: () => Promise<T>): Promise<T> {
 
 export const xlsxFormat: FormatHandler = {
   name: "xlsx",
-  matches: (relativePath) => XLSX_EXTENSIONS.test(relativePath),
+  matches: isXlsxFile,
   learn: (path, context) => withAdvice(() => learnWorkbook(path, context)),
   write: (path, targetPath, context) => withAdvice(() => writeWorkbook(path, targetPath, context)),
 };
