@@ -2,7 +2,6 @@
  * `anonymize`: a whole input tree into a de-identified copy, an encrypted
  * key and a run report, in two passes over the files.
  */
-import { randomBytes } from "node:crypto";
 import { rmSync } from "node:fs";
 import { mkdir, readdir, readFile, realpath, rename, rm, rmdir, stat, unlink, writeFile } from "node:fs/promises";
 import { basename, dirname, isAbsolute, join, relative, resolve, sep } from "node:path";
@@ -429,9 +428,9 @@ class AnonymizeRun {
 
   /**
    * Keeps the files of the staging folder that the journal records as
-   * complete, with an unchanged input and the recorded checksum, and
-   * deletes everything else there (temporary files, files whose journal
-   * entry was not written before the kill). Returns the kept entries by
+   * complete, whose input and output both have the recorded signatures,
+   * and deletes everything else there (files cut short by the kill, files
+   * whose journal entry was not written before it). Returns the kept entries by
    * output path.
    */
   private async reuseCompletedFiles(acceptedFiles: readonly TreeEntry[], paths: RunPaths, journal: ResumeJournal): Promise<Map<string, JournalEntry>> {
@@ -460,15 +459,14 @@ class AnonymizeRun {
         written[index] = record.result;
         continue;
       }
-      const finalPath = join(paths.staging, output);
-      const folder = dirname(finalPath);
+      const targetPath = join(paths.staging, output);
+      const folder = dirname(targetPath);
       if (!folders.has(folder)) {
         await mkdir(folder, { recursive: true });
         folders.add(folder);
       }
-      const tempPath = join(folder, `.deidkit-tmp-${randomBytes(6).toString("hex")}`);
       const fileKind = this.fileKind.get(entry)!;
-      pending.push({ index, task: { path: entry.path, relativePath: entry.relativePath, tempPath, finalPath, fileKind, size: entry.size, mtimeMs: entry.mtimeMs } });
+      pending.push({ index, task: { path: entry.path, relativePath: entry.relativePath, targetPath, fileKind, size: entry.size, mtimeMs: entry.mtimeMs } });
     }
     const onDone = counting(this.progress("write", acceptedFiles.length), reused.size);
     if (this.pool) await this.pool.useTerms(terms);

@@ -3,7 +3,7 @@
  * and the worker threads. Results carry reason codes, never thrown errors,
  * so that they can cross a thread boundary.
  */
-import { closeSync, lstatSync, readSync, renameSync, rmSync } from "node:fs";
+import { closeSync, lstatSync, readSync, rmSync } from "node:fs";
 
 import { isDeidError } from "../errors.js";
 import { looksLikeDicom } from "../dicom/reader.js";
@@ -58,8 +58,12 @@ export type WriteResult =
 export interface WriteTask {
   path: string;
   relativePath: string;
-  tempPath: string;
-  finalPath: string;
+  /**
+   * Where the copy goes, inside the staging folder. No temporary name is
+   * needed: the staging folder is published as a whole, and --resume keeps
+   * only files that the journal records as complete.
+   */
+  targetPath: string;
   fileKind: FileKind;
   /** Size and modification time seen by the tree walk, before pass 1 learnt the file. */
   size?: number;
@@ -214,28 +218,26 @@ export class TaskRunner {
 
   async write(task: WriteTask): Promise<WriteResult> {
     this.uids = [];
-    const { tempPath, finalPath } = task;
     try {
       checkUnchanged(task);
       const counts = await this.writeOne(task);
       const inputSignature = checkUnchanged(task);
-      renameSync(tempPath, finalPath);
-      return { ok: true, ...counts, uids: this.uids, inputSignature, outputSignature: fileSignature(finalPath) };
+      return { ok: true, ...counts, uids: this.uids, inputSignature, outputSignature: fileSignature(task.targetPath) };
     } catch (error) {
-      rmSync(tempPath, { force: true });
+      rmSync(task.targetPath, { force: true });
       return { ok: false, ...problemOf(error) };
     }
   }
 
-  /** Writes the de-identified copy of one file under its temporary name. */
+  /** Writes the de-identified copy of one file. */
   private async writeOne(task: WriteTask): Promise<{ counts: ActionCounts; sopInstanceUid: string }> {
     if (task.fileKind === "dicom") {
-      const result = await deidentifyDicomFile(task.path, task.tempPath, this.dicomContext(), this.setup.passOptions);
+      const result = await deidentifyDicomFile(task.path, task.targetPath, this.dicomContext(), this.setup.passOptions);
       return { counts: result.counts, sopInstanceUid: result.sopInstanceUid };
     }
     const format = this.formats.byName(task.fileKind);
     if (!format) throw new Error(`no format handler named ${task.fileKind}`);
-    const result = await format.write(task.path, task.tempPath, this.formatContext(task.relativePath));
+    const result = await format.write(task.path, task.targetPath, this.formatContext(task.relativePath));
     const counts = emptyCounts();
     counts.textReplacements = result.replacements;
     return { counts, sopInstanceUid: "" };
