@@ -63,40 +63,32 @@ class Collector {
         continue;
       }
       if (isPrivateTag(element.tag)) continue;
+      const add = this.adderFor(element);
+      if (!add) continue;
       loadStringValue(element);
       if (!element.bytes) continue;
-      this.collectElement(element, codec);
+      for (const value of this.values(element, codec)) add(value);
     }
   }
 
-  private collectElement(element: Element, codec: CharsetCodec): void {
+  /** What to register each value of `element` as, or nothing for elements that carry no identifier, whose values are then not decoded. */
+  private adderFor(element: Element): ((value: string) => void) | undefined {
     const keyword = lookupTag(element.tag)?.keyword ?? "";
-    const values = this.values(element, codec);
-    if (values.length === 0) return;
+    const vr = vrOf(element);
     const registry = this.registry;
-    if (element.tag === TAG.PatientBirthDate) {
-      for (const value of values) registry.addDate(value, "birth-date", this.patient);
-    } else if (PATIENT_NAME_KEYWORDS.has(keyword)) {
-      for (const value of values) registry.addPatientName(value, this.patient);
-    } else if (vrOf(element) === "PN") {
-      for (const value of values) registry.addOtherName(value);
-    } else if (PATIENT_ID_KEYWORDS.has(keyword)) {
-      for (const value of values) registry.addIdForms(value, "patient-id", this.patient.pseudonymId);
-    } else if (OTHER_ID_KEYWORDS.has(keyword)) {
-      for (const value of values) registry.addIdForms(value, "other-id");
-    } else if (ADDRESS_KEYWORDS.has(keyword)) {
-      for (const value of values) registry.addAddress(value, "address");
-    } else if (PHONE_KEYWORDS.has(keyword)) {
-      for (const value of values) registry.addTerm(value, "phone");
-    } else if (INSTITUTION_KEYWORDS.has(keyword) && !this.options.has("retain-institution-identity")) {
-      for (const value of values) registry.addAddress(value, "institution");
-    } else if (DEVICE_KEYWORDS.has(keyword) && !this.options.has("retain-device-identity")) {
-      for (const value of values) registry.addTerm(value, "device");
-    } else if (vrOf(element) === "DA") {
-      for (const value of values) registry.addDate(value, "date", this.patient);
-    } else if (vrOf(element) === "DT") {
-      for (const value of values) registry.addDate(value.slice(0, 8), "date", this.patient);
-    }
+    const patient = this.patient;
+    if (element.tag === TAG.PatientBirthDate) return (value) => registry.addDate(value, "birth-date", patient);
+    if (PATIENT_NAME_KEYWORDS.has(keyword)) return (value) => registry.addPatientName(value, patient);
+    if (vr === "PN") return (value) => registry.addOtherName(value);
+    if (PATIENT_ID_KEYWORDS.has(keyword)) return (value) => registry.addIdForms(value, "patient-id", patient.pseudonymId);
+    if (OTHER_ID_KEYWORDS.has(keyword)) return (value) => registry.addIdForms(value, "other-id");
+    if (ADDRESS_KEYWORDS.has(keyword)) return (value) => registry.addAddress(value, "address");
+    if (PHONE_KEYWORDS.has(keyword)) return (value) => registry.addTerm(value, "phone");
+    if (INSTITUTION_KEYWORDS.has(keyword) && !this.options.has("retain-institution-identity")) return (value) => registry.addAddress(value, "institution");
+    if (DEVICE_KEYWORDS.has(keyword) && !this.options.has("retain-device-identity")) return (value) => registry.addTerm(value, "device");
+    if (vr === "DA") return (value) => registry.addDate(value, "date", patient);
+    if (vr === "DT") return (value) => registry.addDate(value.slice(0, 8), "date", patient);
+    return undefined;
   }
 }
 

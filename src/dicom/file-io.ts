@@ -40,10 +40,13 @@ export interface OpenOptions {
   maxInflatedBytes?: number;
 }
 
-/** Parses a DICOM file; the caller must call `close()` when done with its bulk values. */
-export async function openDicom(path: string, options: OpenOptions = {}): Promise<OpenedDicom> {
+/**
+ * Parses a DICOM file; the caller must call `close()` when done with its
+ * bulk values. A caller that has already opened the file (to look at its
+ * first bytes) passes its FileSource, which is then closed with the rest.
+ */
+export async function openDicom(path: string, options: OpenOptions = {}, source = new FileSource(path)): Promise<OpenedDicom> {
   const limits = options.limits ?? DEFAULT_READ_LIMITS;
-  const source = new FileSource(path);
   const sources: ByteSource[] = [source];
   let inflatedFd: number | undefined;
   const close = (): void => {

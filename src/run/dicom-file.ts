@@ -8,6 +8,7 @@ import { codecForSpecificCharacterSet } from "../dicom/charset.js";
 import { findElement, type Element, type Item } from "../dicom/dataset.js";
 import { emitDeflated, emitParts, openDicom, type OpenedDicom } from "../dicom/file-io.js";
 import type { ReadLimits } from "../dicom/reader.js";
+import type { FileSource } from "../dicom/source.js";
 import { TAG } from "../dicom/tags.js";
 import { writeDataset, writePart10 } from "../dicom/writer.js";
 import { applyProfile, emptyCounts, QuarantineReason, type ActionCounts } from "../deid/apply.js";
@@ -47,14 +48,15 @@ function checkBurnedInAnnotation(dataset: Item): void {
   }
 }
 
-/** Pass 1: registers the file's patient and identifiers. */
+/** Pass 1: registers the file's patient and identifiers. Takes over `source` when one is given. */
 export async function learnDicomFile(
   path: string,
   registry: IdentifierRegistry,
   profile: CompiledProfile,
   options: DicomPassOptions,
+  source?: FileSource,
 ): Promise<{ patientKey: string }> {
-  const opened = await openDicom(path, options);
+  const opened = await openDicom(path, options, source);
   try {
     collectIdentifiers(opened.dataset, registry, profile.options);
     return { patientKey: patientKeyOf(opened.dataset) };

@@ -7,7 +7,7 @@ import { closeSync, lstatSync, readSync, rmSync } from "node:fs";
 
 import { isDeidError } from "../errors.js";
 import { looksLikeDicom } from "../dicom/reader.js";
-import { openRegularFile } from "../dicom/source.js";
+import { FileSource, openRegularFile } from "../dicom/source.js";
 import { emptyCounts, QuarantineReason, type ActionCounts } from "../deid/apply.js";
 import { TextCleaner, uidMapper } from "../deid/cleaner.js";
 import { IdentifierRegistry, type JournalEntry, type Patient, type Term } from "../deid/identifiers.js";
@@ -133,11 +133,21 @@ export class TaskRunner {
   async learn(path: string, relativePath: string): Promise<LearnResult> {
     try {
       this.registry.journal = [];
-      const head = readHead(path);
+      // One open serves both the look at the first bytes and the parse: the
+      // parser starts from the window this first read filled.
+      const source = new FileSource(path);
+      let head: Buffer;
+      try {
+        head = Buffer.from(source.read(0, Math.min(HEAD_BYTES, source.size)));
+      } catch (error) {
+        source.close();
+        throw error;
+      }
       if (looksLikeDicom(head)) {
-        await learnDicomFile(path, this.registry, this.profile, this.setup.passOptions);
+        await learnDicomFile(path, this.registry, this.profile, this.setup.passOptions, source);
         return { ok: true, kind: "dicom", journal: this.registry.journal };
       }
+      source.close();
       const format = this.formats.find(relativePath, head);
       if (!format) {
         return { ok: false, reason: "UNSUPPORTED_FORMAT", message: "no de-identification rules for this kind of file" };
