@@ -157,7 +157,8 @@ export function emitParts(parts: Part[], fd: number): number {
   return written;
 }
 
-function writeFully(fd: number, chunk: Buffer): void {
+/** Writes all of `chunk` at the file's current position, however many calls that takes. */
+export function writeFully(fd: number, chunk: Buffer): void {
   let offset = 0;
   while (offset < chunk.length) offset += writeSync(fd, chunk, offset, chunk.length - offset);
 }

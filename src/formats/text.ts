@@ -2,11 +2,11 @@
  * Plain text and logs: every line has the run's identifiers replaced. The
  * file is streamed, so its size does not matter; its line endings are kept.
  */
-import { createReadStream, createWriteStream } from "node:fs";
-import { once } from "node:events";
-import { finished } from "node:stream/promises";
+import { closeSync, fstatSync, openSync, readSync } from "node:fs";
 import { StringDecoder } from "node:string_decoder";
 
+import { writeFully } from "../dicom/file-io.js";
+import { openRegularFile } from "../dicom/source.js";
 import { LimitError } from "../errors.js";
 import type { FormatHandler, FormatWriteResult, WriteContext } from "./types.js";
 
@@ -25,35 +25,37 @@ function isUtf8(bytes: Buffer): boolean {
   }
 }
 
-export async function cleanTextStream(path: string, targetPath: string, context: WriteContext): Promise<FormatWriteResult> {
-  const probe = createReadStream(path, { start: 0, end: 1 << 20 });
-  const chunks: Buffer[] = [];
-  for await (const chunk of probe) chunks.push(chunk as Buffer);
-  // NOTE: the encoding is judged from the first MiB; a later invalid UTF-8 byte decodes as U+FFFD.
-  const encoding: BufferEncoding = isUtf8(Buffer.concat(chunks)) ? "utf8" : "latin1";
+/** Bytes looked at to choose between UTF-8 and Latin-1. */
+const PROBE_BYTES = 1 << 20;
+const CHUNK_BYTES = 1 << 16;
 
-  const decoder = new StringDecoder(encoding);
-  const output = createWriteStream(targetPath, { flags: "wx", mode: 0o644 });
-  // A write error (a full disk, say) can arrive while no write is awaited; keep it for the next step.
-  let writeError: Error | undefined;
-  output.on("error", (error) => {
-    writeError ??= error;
-  });
-  let pending = "";
-  let replacements = 0;
-  const cleanLine = (line: string): string => {
-    const result = context.cleaner.clean(line);
-    for (const count of Object.values(result.replaced)) replacements += count ?? 0;
-    return result.text;
-  };
-  const write = async (text: string): Promise<void> => {
-    if (writeError) throw writeError;
-    if (!output.write(Buffer.from(text, encoding))) await Promise.race([once(output, "drain"), finished(output)]);
-    if (writeError) throw writeError;
-  };
+/**
+ * Reads and writes with synchronous calls, a chunk at a time: most text
+ * files are small, and streams cost several trips through the libuv pool
+ * per file (a third of the time of a tree of 1,500 small files).
+ */
+export async function cleanTextStream(path: string, targetPath: string, context: WriteContext): Promise<FormatWriteResult> {
+  const input = openRegularFile(path);
+  let output: number | undefined;
   try {
-    for await (const chunk of createReadStream(path, { highWaterMark: 1 << 16 })) {
-      pending += decoder.write(chunk as Buffer);
+    const probe = Buffer.allocUnsafe(Math.max(1, Math.min(PROBE_BYTES, fstatSync(input).size)));
+    const probed = readAt(input, probe, 0);
+    // NOTE: the encoding is judged from the first MiB (or the whole file, if
+    // smaller when opened); a later invalid UTF-8 byte decodes as U+FFFD.
+    const encoding: BufferEncoding = isUtf8(probe.subarray(0, probed)) ? "utf8" : "latin1";
+    output = openSync(targetPath, "wx", 0o644);
+    const target = output;
+
+    const decoder = new StringDecoder(encoding);
+    let pending = "";
+    let replacements = 0;
+    const cleanLine = (line: string): string => {
+      const result = context.cleaner.clean(line);
+      for (const count of Object.values(result.replaced)) replacements += count ?? 0;
+      return result.text;
+    };
+    const take = (bytes: Buffer): void => {
+      pending += decoder.write(bytes);
       const lastBreak = pending.lastIndexOf("\n");
       if (lastBreak < 0) {
         if (pending.length > MAX_LINE_CHARACTERS) {
@@ -61,21 +63,36 @@ export async function cleanTextStream(path: string, targetPath: string, context:
             hint: "split the file into lines, or leave it out of the input",
           });
         }
-        continue;
+        return;
       }
       const complete = pending.slice(0, lastBreak + 1);
       pending = pending.slice(lastBreak + 1);
-      await write(complete.split("\n").map(cleanLine).join("\n"));
+      writeFully(target, Buffer.from(complete.split("\n").map(cleanLine).join("\n"), encoding));
+    };
+
+    take(probe.subarray(0, probed));
+    const chunk = Buffer.allocUnsafe(CHUNK_BYTES);
+    for (let position = probed, count: number; (count = readAt(input, chunk, position)) > 0; position += count) {
+      take(chunk.subarray(0, count));
     }
     pending += decoder.end();
-    if (pending.length) await write(cleanLine(pending));
-    output.end();
-    await finished(output);
-  } catch (error) {
-    output.destroy();
-    throw error;
+    if (pending.length) writeFully(target, Buffer.from(cleanLine(pending), encoding));
+    return { replacements };
+  } finally {
+    closeSync(input);
+    if (output !== undefined) closeSync(output);
   }
-  return { replacements };
+}
+
+/** Fills `buffer` from `position` unless the file ends first; returns the number of bytes read. */
+function readAt(fd: number, buffer: Buffer, position: number): number {
+  let done = 0;
+  while (done < buffer.length) {
+    const count = readSync(fd, buffer, done, buffer.length - done, position + done);
+    if (count === 0) break;
+    done += count;
+  }
+  return done;
 }
 
 export const textFormat: FormatHandler = {

@@ -2,7 +2,7 @@
  * `anonymize`: a whole input tree into a de-identified copy, an encrypted
  * key and a run report, in two passes over the files.
  */
-import { rmSync } from "node:fs";
+import { mkdirSync, rmSync } from "node:fs";
 import { mkdir, readdir, readFile, realpath, rename, rm, rmdir, stat, unlink, writeFile } from "node:fs/promises";
 import { basename, dirname, isAbsolute, join, relative, resolve, sep } from "node:path";
 
@@ -462,7 +462,7 @@ class AnonymizeRun {
       const targetPath = join(paths.staging, output);
       const folder = dirname(targetPath);
       if (!folders.has(folder)) {
-        await mkdir(folder, { recursive: true });
+        mkdirSync(folder, { recursive: true });
         folders.add(folder);
       }
       const fileKind = this.fileKind.get(entry)!;

@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
@@ -53,6 +53,29 @@ describe("text files", () => {
     const out = readFileSync(join(work, "out.txt"));
     expect(out.toString("latin1")).not.toMatch(/MÜLLER|Jörg/);
     expect(out.toString("latin1").startsWith("Befund ")).toBe(true);
+  });
+
+  test("a file larger than the first read is cleaned across every read boundary", async () => {
+    // Lines of 1,000 bytes put identifiers and two-byte characters across the
+    // 64 KiB chunk boundaries and the 1 MiB boundary after the encoding probe.
+    const line = (index: number) => `${String(index).padStart(6, "0")} ${"x".repeat(960)} MRN 12345678 Müller\n`;
+    const lines = Array.from({ length: 3000 }, (_, index) => line(index));
+    const input = Buffer.from(lines.join(""), "utf8");
+    expect(input.length).toBeGreaterThan(2 * 1024 * 1024);
+    writeFileSync(join(work, "in.log"), input);
+    const result = await textFormat.write(join(work, "in.log"), join(work, "out.log"), context);
+    const out = readFileSync(join(work, "out.log"), "utf8");
+    expect(out).not.toMatch(/12345678|Müller|\uFFFD/);
+    const outLines = out.split("\n");
+    expect(outLines).toHaveLength(3001);
+    expect(outLines[2999].startsWith(`002999 ${"x".repeat(960)} MRN `)).toBe(true);
+    expect(result.replacements).toBe(6000);
+  });
+
+  test("a symbolic link in place of the input is not followed", async () => {
+    writeFileSync(join(work, "target.txt"), "12345678\n");
+    symlinkSync(join(work, "target.txt"), join(work, "in.txt"));
+    await expect(textFormat.write(join(work, "in.txt"), join(work, "out.txt"), context)).rejects.toThrow(/ELOOP/);
   });
 
   test("an existing target is never overwritten", async () => {
