@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 import { runCli } from "../dist/cli/main.js";
-import { removeStagingFolders } from "../dist/run/anonymize.js";
+import { removeStagingFolders } from "../dist/run/unpublished.js";
 
 for (const signal of ["SIGINT", "SIGTERM"]) {
   process.on(signal, () => {

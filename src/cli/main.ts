@@ -8,12 +8,7 @@ import { AUDIT_LOG_ENV, AuditSession } from "../audit/audit-log.js";
 import { auditOptions } from "../audit/audit-options.js";
 import { isDeidError } from "../errors.js";
 import { TOOL_VERSION } from "../version.js";
-import { anonymizeCommand } from "./commands/anonymize.js";
-import { keyCommand, keygenCommand, secretCommand } from "./commands/keys.js";
-import { profileCommand } from "./commands/profile.js";
-import { reidentifyCommand } from "./commands/reidentify.js";
-import { scanCommand } from "./commands/scan.js";
-import { verifyCommand } from "./commands/verify.js";
+import type { RecordCounts } from "./commands/keys.js";
 import { EXIT, exitCodeFor } from "./exit-codes.js";
 import { CliOutput, type CliStreams } from "./output.js";
 
@@ -66,7 +61,65 @@ async function beginAudit(audit: AuditSession, command: Command): Promise<void> 
   await audit.begin(path, name, auditOptions({ options: given, arguments: args }));
 }
 
-export function buildProgram(output: CliOutput, setExit: (code: number) => void, audit = new AuditSession()): Command {
+type CommandFactory = (output: () => CliOutput, setExit: (code: number) => void, recordCounts: RecordCounts) => Command[];
+
+/**
+ * The module of each command. Only the module of the command named on the
+ * command line is imported: between them they load every part of deidkit,
+ * which took 0.1 s before `--version` could answer.
+ */
+const COMMAND_MODULES: Record<string, () => Promise<CommandFactory>> = {
+  anonymize: async () => {
+    const { anonymizeCommand } = await import("./commands/anonymize.js");
+    return (output, setExit, recordCounts) => [anonymizeCommand(output, setExit, recordCounts)];
+  },
+  keys: async () => {
+    const { keyCommand, keygenCommand, secretCommand } = await import("./commands/keys.js");
+    return (output, setExit, recordCounts) => [keygenCommand(output, recordCounts), keyCommand(output, setExit, recordCounts), secretCommand(output)];
+  },
+  profile: async () => {
+    const { profileCommand } = await import("./commands/profile.js");
+    return (output) => [profileCommand(output)];
+  },
+  verify: async () => {
+    const { verifyCommand } = await import("./commands/verify.js");
+    return (output, setExit, recordCounts) => [verifyCommand(output, setExit, recordCounts)];
+  },
+  reidentify: async () => {
+    const { reidentifyCommand } = await import("./commands/reidentify.js");
+    return (output, setExit) => [reidentifyCommand(output, setExit)];
+  },
+  scan: async () => {
+    const { scanCommand } = await import("./commands/scan.js");
+    return (output) => [scanCommand(output)];
+  },
+};
+
+/** Which module defines each top-level command name. */
+const MODULE_OF_COMMAND: Record<string, string> = {
+  anonymize: "anonymize",
+  keygen: "keys",
+  key: "keys",
+  secret: "keys",
+  profile: "profile",
+  verify: "verify",
+  reidentify: "reidentify",
+  scan: "scan",
+};
+
+/**
+ * Returns the command modules that `argv` needs: the one of the command it
+ * names, none for a bare --version, and all of them otherwise (the overall
+ * help, `help COMMAND`, a misspelt command that gets a suggestion).
+ */
+function modulesFor(argv: readonly string[]): string[] {
+  const first = argv[0];
+  if (first === "--version" || first === "-V") return [];
+  const module = first === undefined ? undefined : MODULE_OF_COMMAND[first];
+  return module ? [module] : Object.keys(COMMAND_MODULES);
+}
+
+export async function buildProgram(argv: readonly string[], output: CliOutput, setExit: (code: number) => void, audit = new AuditSession()): Promise<Command> {
   const program = new Command("deidkit")
     .description("De-identify radiotherapy research data (DICOM) with keyed pseudonyms and a sealed re-identification key")
     .version(TOOL_VERSION)
@@ -80,17 +133,9 @@ export function buildProgram(output: CliOutput, setExit: (code: number) => void,
     });
   const current = (): CliOutput => output;
   const recordCounts = (counts: Record<string, number>): void => audit.addCounts(counts);
-  for (const command of [
-    anonymizeCommand(current, setExit, recordCounts),
-    keygenCommand(current, recordCounts),
-    keyCommand(current, setExit, recordCounts),
-    secretCommand(current),
-    profileCommand(current),
-    verifyCommand(current, setExit, recordCounts),
-    reidentifyCommand(current, setExit),
-    scanCommand(current),
-  ]) {
-    program.addCommand(command);
+  const factories = await Promise.all(modulesFor(argv).map((name) => COMMAND_MODULES[name]!()));
+  for (const factory of factories) {
+    for (const command of factory(current, setExit, recordCounts)) program.addCommand(command);
   }
   // Subcommands inherit exitOverride and output settings only when set on each one.
   const configure = (command: Command): void => {
@@ -115,7 +160,8 @@ export async function runCli(argv: readonly string[], streams: CliStreams): Prom
   const output = new CliOutput(streams, quiet);
   let exitCode: number = EXIT.OK;
   const audit = new AuditSession();
-  const program = buildProgram(
+  const program = await buildProgram(
+    argv,
     output,
     (code) => {
       exitCode = Math.max(exitCode, code);

@@ -2,7 +2,7 @@
  * `anonymize`: a whole input tree into a de-identified copy, an encrypted
  * key and a run report, in two passes over the files.
  */
-import { mkdirSync, rmSync } from "node:fs";
+import { mkdirSync } from "node:fs";
 import { mkdir, readdir, readFile, realpath, rename, rm, rmdir, stat, unlink, writeFile } from "node:fs/promises";
 import { basename, dirname, isAbsolute, join, relative, resolve, sep } from "node:path";
 
@@ -34,7 +34,10 @@ import {
   type RunPhase,
   type RunState,
 } from "./resume.js";
-import { acquireRunLock, releaseHeldLocksSync } from "./run-lock.js";
+import { acquireRunLock } from "./run-lock.js";
+import { removeStagingFolders, unpublished } from "./unpublished.js";
+
+export { removeStagingFolders };
 import { TaskRunner, type FileKind, type LearnResult, type Problem, type RunSetup, type WriteResult, type WriteTask } from "./tasks.js";
 
 export interface AnonymizeOptions {
@@ -83,17 +86,8 @@ export interface AnonymizeResult {
   outputPath: string;
 }
 
-/**
- * Paths that runs in this process have written but not published (staging
- * folders, state and journal files, and the key and report written just
- * before publishing). `removeStagingFolders` removes them when the process
- * is interrupted, so that no partial output is left behind.
- */
-const unpublished = new Set<string>();
-
 const MIN_FILES_FOR_WORKERS = 16;
 
-/** Files handed to the workers at once; the journal records each batch when it is done. */
 /** Completed files per append to the resume journal. */
 const JOURNAL_GROUP = 64;
 
@@ -103,26 +97,6 @@ const JOURNAL_GROUP = 64;
  * every later file would fail the same way.
  */
 const OUTPUT_ERRNOS = new Set(["ENOSPC", "EDQUOT", "EROFS", "EFBIG", "EMFILE", "ENFILE"]);
-
-/**
- * Removes every unpublished path of this process and releases its run
- * locks; for SIGINT and SIGTERM handlers. Returns the paths it could not
- * remove.
- */
-export function removeStagingFolders(): string[] {
-  const left: string[] = [];
-  for (const path of unpublished) {
-    try {
-      // Worker threads may still be writing into the folder, hence the retries.
-      rmSync(path, { recursive: true, force: true, maxRetries: 5, retryDelay: 50 });
-    } catch {
-      left.push(path);
-    }
-  }
-  unpublished.clear();
-  releaseHeldLocksSync();
-  return left;
-}
 
 /** The paths one run writes, all derived from OUTPUT and the key and report paths. */
 export interface RunPaths {

@@ -1,0 +1,32 @@
+/**
+ * Paths that runs in this process have written but not published (staging
+ * folders, state and journal files, and the key and report written just
+ * before publishing). `removeStagingFolders` removes them when the process
+ * is interrupted, so that no partial output is left behind. A module of its
+ * own, so that the command's signal handlers need not load the whole run.
+ */
+import { rmSync } from "node:fs";
+
+import { releaseHeldLocksSync } from "./run-lock.js";
+
+export const unpublished = new Set<string>();
+
+/**
+ * Removes every unpublished path of this process and releases its run
+ * locks; for SIGINT and SIGTERM handlers. Returns the paths it could not
+ * remove.
+ */
+export function removeStagingFolders(): string[] {
+  const left: string[] = [];
+  for (const path of unpublished) {
+    try {
+      // Worker threads may still be writing into the folder, hence the retries.
+      rmSync(path, { recursive: true, force: true, maxRetries: 5, retryDelay: 50 });
+    } catch {
+      left.push(path);
+    }
+  }
+  unpublished.clear();
+  releaseHeldLocksSync();
+  return left;
+}
