@@ -3,6 +3,7 @@
  * so the run's outcome does not depend on the number of workers.
  */
 import { existsSync } from "node:fs";
+import { availableParallelism } from "node:os";
 import { fileURLToPath } from "node:url";
 import { Worker } from "node:worker_threads";
 
@@ -13,6 +14,16 @@ import type { WorkerRequest } from "./worker.js";
 type Task = { kind: "learn"; path: string; relativePath: string } | { kind: "write"; task: WriteTask };
 
 const WORKER_URL = new URL("./worker.js", import.meta.url);
+
+/**
+ * The default of --jobs: one thread fewer than the machine has cores, since
+ * the main thread and the kernel's copying need one. On the 2-core
+ * benchmark machine one thread was as fast as two on the medium tree and
+ * faster on trees of many small files (docs/performance.md).
+ */
+export function defaultJobs(): number {
+  return Math.max(1, availableParallelism() - 1);
+}
 
 /** Worker threads need the compiled worker; when running from TypeScript sources there is none. */
 export function workersAvailable(): boolean {

@@ -1,5 +1,3 @@
-import { availableParallelism } from "node:os";
-
 import { Command, Option } from "commander";
 
 import { DeidError, UsageError } from "../../errors.js";
@@ -9,6 +7,7 @@ import { readSigningKeyFile, signingKeyPermissionsTooOpen, type SigningKey } fro
 import { OPTION_NAMES, PRESETS, selectOptions } from "../../profile/profile.js";
 import { readSecret } from "../../pseudonym/secret.js";
 import { anonymize, type OnInvalid, type RunEvent } from "../../run/anonymize.js";
+import { defaultJobs } from "../../run/pool.js";
 import { TOOL_NAME, TOOL_VERSION } from "../../version.js";
 import { assertOutputAbsent } from "../../keyfile/exclusive-write.js";
 import { readContinuation, type ContinuedRun } from "../continue-key.js";
@@ -136,7 +135,7 @@ export function anonymizeCommand(output: () => CliOutput, setExit: (code: number
     .addOption(new Option("--profile <NAME>", "preset: basic (bare Basic Profile) or research").default("research").argParser(oneOf(Object.keys(PRESETS))))
     .option("--option <NAME>", `add a PS3.15 option to the profile; repeatable (${OPTION_NAMES.join(", ")})`, collect)
     .option("--pass-through <GLOB>", "copy files matching GLOB unchanged (e.g. '*.png'); repeatable; the report lists them", collect)
-    .option("-j, --jobs <N>", "files processed at once (default: number of cores)", positiveInteger("--jobs"))
+    .option("-j, --jobs <N>", "files processed at once (default: number of cores minus one)", positiveInteger("--jobs"))
     .option("--dry-run", "print the action for every file; write nothing")
     .option("--json", "print the run summary as JSON on stdout")
     .option("-q, --quiet", "print only warnings and errors")
@@ -168,7 +167,7 @@ export function anonymizeCommand(output: () => CliOutput, setExit: (code: number
     // Pseudonyms from the new --map win over those carried over from the earlier run.
     const crosswalk = continued || mapped ? new Map([...(continued?.crosswalk ?? []), ...(mapped ?? [])]) : undefined;
     const plan: Array<{ path: string; action: string; reason?: string }> = [];
-    const jobs = flags.jobs ?? availableParallelism();
+    const jobs = flags.jobs ?? defaultJobs();
     const result = await anonymize({
       input,
       output: outputPath,

@@ -1,4 +1,3 @@
-import { availableParallelism } from "node:os";
 import { realpath, stat } from "node:fs/promises";
 import { dirname, isAbsolute, relative, resolve, sep } from "node:path";
 
@@ -8,6 +7,7 @@ import { DeidError, UsageError } from "../../errors.js";
 import { OPTION_NAMES, PRESETS, selectOptions } from "../../profile/profile.js";
 import { readSecret } from "../../pseudonym/secret.js";
 import { renderHtml, writeHtmlExclusive } from "../../scan/html.js";
+import { defaultJobs } from "../../run/pool.js";
 import { scanTree } from "../../scan/scan.js";
 import { renderSummary } from "../../scan/summary.js";
 import type { CliOutput } from "../output.js";
@@ -80,7 +80,7 @@ export function scanCommand(output: () => CliOutput): Command {
     .argument("<INPUT>", "folder to scan (never modified)")
     .option("--json", "print the scan report as JSON on stdout")
     .option("--html <FILE>", "write the scan report as one HTML page to FILE (must not exist)")
-    .option("-j, --jobs <N>", "files read at once in the first pass (default: number of cores)", positiveInteger("--jobs"))
+    .option("-j, --jobs <N>", "files read at once in the first pass (default: number of cores minus one)", positiveInteger("--jobs"))
     .addOption(new Option("--profile <NAME>", "preset as for anonymize: basic or research").default("research").argParser(oneOf(Object.keys(PRESETS))))
     .option("--option <NAME>", `add a PS3.15 option to the profile; repeatable (${OPTION_NAMES.join(", ")})`, collect)
     .option("--pass-through <GLOB>", "files anonymize would copy unchanged; repeatable", collect)
@@ -98,7 +98,7 @@ export function scanCommand(output: () => CliOutput): Command {
         input,
         options,
         secret,
-        jobs: flags.jobs ?? availableParallelism(),
+        jobs: flags.jobs ?? defaultJobs(),
         passThrough: flags.passThrough,
         limits: { maxDepth: flags.maxDepth, maxNodes: flags.maxElements, maxHeaderBytes: flags.maxHeaderBytes },
         onProgress: (phase, done, total) => out.progress(phase === "learn" ? "reading headers" : "searching", done, total),
