@@ -95,7 +95,7 @@ const COMMAND_MODULES: Record<string, () => Promise<CommandFactory>> = {
   },
 };
 
-/** Which module defines each top-level command name. */
+/** The module that defines each top-level command. */
 const MODULE_OF_COMMAND: Record<string, string> = {
   anonymize: "anonymize",
   keygen: "keys",
