@@ -475,6 +475,13 @@ class AnonymizeRun {
     try {
       if (this.pool) await this.pool.run<WriteResult>(pending.map(({ task }) => ({ kind: "write", task })), onResult);
       else await runLocally(pending, ({ task }) => this.local.write(task), onResult);
+    } catch (error) {
+      // With workers, a later file's failure can arrive before an earlier
+      // file's. The pool has now collected every task it sent, which
+      // includes all files before the one that failed first, so name the
+      // first failure in path order.
+      if (error instanceof DeidError && error.code === "INPUT_INVALID") this.failOnFirstProblem(acceptedFiles);
+      throw error;
     } finally {
       flush();
     }
