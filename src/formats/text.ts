@@ -15,10 +15,14 @@ const MAX_LINE_CHARACTERS = 16 * 1024 * 1024;
 
 const TEXT_EXTENSIONS = /\.(txt|log|md|markdown|ya?ml|cfg|conf|ini|toml|rst|out|err|sh|py|r|m|tex|html?|xml)$/i;
 
-/** Text that is not valid UTF-8 is read and written as Latin-1, which maps every byte. */
-function isUtf8(bytes: Buffer): boolean {
+/**
+ * Text that is not valid UTF-8 is read and written as Latin-1, which maps
+ * every byte. With `cut` set, the bytes are a file's start, so a character
+ * cut off at their end is no error.
+ */
+function isUtf8(bytes: Buffer, cut: boolean): boolean {
   try {
-    new TextDecoder("utf-8", { fatal: true }).decode(bytes);
+    new TextDecoder("utf-8", { fatal: true }).decode(bytes, { stream: cut });
     return true;
   } catch {
     return false;
@@ -38,11 +42,12 @@ export async function cleanTextStream(path: string, targetPath: string, context:
   const input = openRegularFile(path);
   let output: number | undefined;
   try {
-    const probe = Buffer.allocUnsafe(Math.max(1, Math.min(PROBE_BYTES, fstatSync(input).size)));
+    const size = fstatSync(input).size;
+    const probe = Buffer.allocUnsafe(Math.max(1, Math.min(PROBE_BYTES, size)));
     const probed = readAt(input, probe, 0);
     // NOTE: the encoding is judged from the first MiB (or the whole file, if
     // smaller when opened); a later invalid UTF-8 byte decodes as U+FFFD.
-    const encoding: BufferEncoding = isUtf8(probe.subarray(0, probed)) ? "utf8" : "latin1";
+    const encoding: BufferEncoding = isUtf8(probe.subarray(0, probed), probed < size) ? "utf8" : "latin1";
     output = openSync(targetPath, "wx", 0o644);
     const target = output;
 
