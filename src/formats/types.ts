@@ -16,6 +16,12 @@ export interface LearnContext {
    * names it for format detection, e.g. "upload.zip/CT/1.dcm".
    */
   learnNested(path: string, relativePath: string): Promise<void>;
+  /**
+   * Folder in which to create the private folder for extracted members and
+   * data sets; the system's temporary folder when not set. A run sets one
+   * of its own so that an interrupt removes what was extracted.
+   */
+  scratchParent?: string;
 }
 
 export interface WriteContext {
@@ -34,6 +40,8 @@ export interface WriteContext {
    * DeidError when that member cannot be de-identified.
    */
   writeNested(path: string, relativePath: string, targetPath: string): Promise<void>;
+  /** As LearnContext.scratchParent. */
+  scratchParent?: string;
 }
 
 export interface FormatWriteResult {

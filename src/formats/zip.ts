@@ -275,7 +275,7 @@ interface OpenArchive {
 }
 
 /** Opens the archive at `path`, checks every entry, then runs `visit` with nested archives one level deeper. */
-async function withArchive<T>(path: string, limits: ZipLimits, visit: (archive: OpenArchive) => Promise<T>): Promise<T> {
+async function withArchive<T>(path: string, limits: ZipLimits, scratchParent: string | undefined, visit: (archive: OpenArchive) => Promise<T>): Promise<T> {
   const parent = nesting.getStore();
   const nest: Nesting = { depth: (parent?.depth ?? 0) + 1, budget: parent?.budget ?? { entries: 0, bytes: 0 } };
   if (nest.depth > limits.maxDepth) {
@@ -293,7 +293,7 @@ async function withArchive<T>(path: string, limits: ZipLimits, visit: (archive: 
       strictFileNames: true,
     });
     const members = await readMembers(zipfile, limits, nest);
-    scratch = await mkdtemp(join(tmpdir(), "deidkit-zip-"));
+    scratch = await mkdtemp(join(scratchParent ?? tmpdir(), "deidkit-zip-"));
     await chmod(scratch, 0o700);
     const open = zipfile;
     const archive: OpenArchive = {
@@ -314,7 +314,7 @@ async function withArchive<T>(path: string, limits: ZipLimits, visit: (archive: 
 }
 
 async function learnArchive(path: string, context: LearnContext, limits: ZipLimits): Promise<void> {
-  await withArchive(path, limits, async ({ members, scratch, extract }) => {
+  await withArchive(path, limits, context.scratchParent, async ({ members, scratch, extract }) => {
     for (const member of members) {
       if (member.isDirectory || member.isSkipped) continue;
       const extracted = join(scratch, `member-${member.index}`);
@@ -340,7 +340,7 @@ async function appendEntry(zip: archiver.Archiver, source: Buffer | Readable, na
 }
 
 async function writeArchive(path: string, targetPath: string, context: WriteContext, limits: ZipLimits): Promise<FormatWriteResult> {
-  return withArchive(path, limits, async ({ members, scratch, extract }) => {
+  return withArchive(path, limits, context.scratchParent, async ({ members, scratch, extract }) => {
     const mapper = new PathMapper(context.cleaner);
     const output = createWriteStream(targetPath, { flags: "wx", mode: 0o644 });
     const zip = archiver("zip", { zlib: { level: 6 } });

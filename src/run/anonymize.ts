@@ -3,7 +3,8 @@
  * key and a run report, in two passes over the files.
  */
 import { mkdirSync } from "node:fs";
-import { mkdir, readdir, readFile, realpath, rename, rm, rmdir, stat, unlink, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readdir, readFile, realpath, rename, rm, rmdir, stat, unlink, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
 import { basename, dirname, isAbsolute, join, relative, resolve, sep } from "node:path";
 
 import { DeidError, UsageError } from "../errors.js";
@@ -345,7 +346,7 @@ class AnonymizeRun {
   private async writeAndPublish(acceptedFiles: TreeEntry[], terms: Term[], paths: RunPaths, resume: RunState | undefined): Promise<AnonymizeResult> {
     this.emit({ type: "phase", phase: "write" });
     const setPhase = (phase: RunPhase): Promise<void> => writeRunState(paths.state, { ...this.stateBase(), phase });
-    unpublished.add(paths.state).add(paths.journal).add(paths.staging);
+    unpublished.add(paths.state).add(`${paths.state}.tmp`).add(paths.journal).add(paths.staging);
     let published = false;
     try {
       await setPhase("write");
@@ -555,7 +556,7 @@ export async function anonymize(options: AnonymizeOptions): Promise<AnonymizeRes
   const run = new AnonymizeRun(options, profile, setup);
   if (options.dryRun) {
     await checkNewOutputs(options, paths);
-    return run.run(paths, undefined);
+    return withScratch(setup, tmpdir(), "deidkit-scratch-", () => run.run(paths, undefined));
   }
 
   const emit = options.onEvent ?? (() => {});
@@ -563,9 +564,47 @@ export async function anonymize(options: AnonymizeOptions): Promise<AnonymizeRes
   try {
     const start = await startOrResume(options, paths, setup);
     if (start.kind === "published") return await finishPublished(paths, start.state);
-    return await run.run(paths, start.state);
+    await removeStaleScratch(paths.output);
+    return await withScratch(setup, dirname(paths.output), scratchPrefix(paths.output), () => run.run(paths, start.state));
   } finally {
     await lock.release();
+  }
+}
+
+/**
+ * Prefix of the run's scratch folder next to OUTPUT: archive members and
+ * NIfTI extensions are extracted there, with their identifiers, while a file
+ * is processed. Next to OUTPUT rather than in the system's temporary folder,
+ * so that a run killed with SIGKILL leaves it where the next run removes it.
+ */
+function scratchPrefix(output: string): string {
+  return `${basename(output)}.deidkit-scratch-`;
+}
+
+/** Removes scratch folders that killed runs of OUTPUT left; the run lock is held, so none is in use. */
+async function removeStaleScratch(output: string): Promise<void> {
+  const prefix = scratchPrefix(output);
+  const names = await readdir(dirname(output)).catch(() => [] as string[]);
+  for (const name of names) {
+    if (name.startsWith(prefix)) await rm(join(dirname(output), name), { recursive: true, force: true });
+  }
+}
+
+/**
+ * Runs `work` with a new private scratch folder under `parent`, which an
+ * interrupt removes with the other unpublished paths and the end of the
+ * run removes in any case.
+ */
+async function withScratch<T>(setup: RunSetup, parent: string, prefix: string, work: () => Promise<T>): Promise<T> {
+  const folder = await mkdtemp(join(parent, prefix));
+  unpublished.add(folder);
+  setup.scratchParent = folder;
+  try {
+    return await work();
+  } finally {
+    setup.scratchParent = undefined;
+    await rm(folder, { recursive: true, force: true });
+    unpublished.delete(folder);
   }
 }
 
@@ -686,12 +725,12 @@ async function finishPublished(paths: RunPaths, state: RunState): Promise<Anonym
  */
 async function finishRun(paths: RunPaths, published: boolean): Promise<void> {
   const leftovers = published
-    ? [paths.journal, paths.state]
-    : [paths.staging, paths.journal, paths.state, ...[paths.keyPath, reportPathBeforePublish(paths)].filter((path) => unpublished.has(path))];
+    ? [paths.journal, paths.state, `${paths.state}.tmp`]
+    : [paths.staging, paths.journal, paths.state, `${paths.state}.tmp`, ...[paths.keyPath, reportPathBeforePublish(paths)].filter((path) => unpublished.has(path))];
   for (const path of leftovers) {
     await rm(path, { recursive: true, force: true });
   }
-  for (const path of [paths.staging, paths.journal, paths.state, paths.keyPath, reportPathBeforePublish(paths)]) unpublished.delete(path);
+  for (const path of [paths.staging, paths.journal, paths.state, `${paths.state}.tmp`, paths.keyPath, reportPathBeforePublish(paths)]) unpublished.delete(path);
 }
 
 /** Returns where the report is written before publishing: inside the staging folder when --report points into OUTPUT. */

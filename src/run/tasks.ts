@@ -13,7 +13,7 @@ import { TextCleaner, uidMapper } from "../deid/cleaner.js";
 import { IdentifierRegistry, type JournalEntry, type Patient, type Term } from "../deid/identifiers.js";
 import { FormatSet } from "../formats/index.js";
 import { fileSignature, type FileSignature } from "./resume.js";
-import type { WriteContext } from "../formats/types.js";
+import type { LearnContext, WriteContext } from "../formats/types.js";
 import { compileProfile, type CompiledProfile, type OptionName } from "../profile/profile.js";
 import { deidentifyDicomFile, learnDicomFile, type DicomPassOptions } from "./dicom-file.js";
 
@@ -26,6 +26,8 @@ export interface RunSetup {
   passOptions: DicomPassOptions;
   /** Glob patterns of files copied unchanged (--pass-through). */
   passThrough: string[];
+  /** Folder for what archives and NIfTI extensions are extracted to (LearnContext.scratchParent). */
+  scratchParent?: string;
 }
 
 export interface Problem {
@@ -152,7 +154,7 @@ export class TaskRunner {
       if (!format) {
         return { ok: false, reason: "UNSUPPORTED_FORMAT", message: "no de-identification rules for this kind of file" };
       }
-      await format.learn?.(path, { registry: this.registry, relativePath, learnNested: (nested, name) => this.learnNested(nested, name) });
+      await format.learn?.(path, this.learnContext(relativePath));
       return { ok: true, kind: format.name, journal: this.registry.journal };
     } catch (error) {
       return { ok: false, ...problemOf(error) };
@@ -175,7 +177,7 @@ export class TaskRunner {
     }
     const format = this.formats.find(relativePath, head);
     if (!format) throw new QuarantineReason("UNSUPPORTED_FORMAT", "an archive member has no de-identification rules");
-    await format.learn?.(path, { registry: this.registry, relativePath, learnNested: (nested, name) => this.learnNested(nested, name) });
+    await format.learn?.(path, this.learnContext(relativePath));
   }
 
   /** Writes a member of an archive with the rules for its kind. */
@@ -188,6 +190,15 @@ export class TaskRunner {
     const format = this.formats.find(relativePath, head);
     if (!format) throw new QuarantineReason("UNSUPPORTED_FORMAT", "an archive member has no de-identification rules");
     await format.write(path, targetPath, this.formatContext(relativePath));
+  }
+
+  private learnContext(relativePath: string): LearnContext {
+    return {
+      registry: this.registry,
+      relativePath,
+      learnNested: (nested, name) => this.learnNested(nested, name),
+      scratchParent: this.setup.scratchParent,
+    };
   }
 
   private dicomContext() {
@@ -208,6 +219,7 @@ export class TaskRunner {
       shiftDates: this.setup.shiftDates,
       relativePath,
       writeNested: (nested, name, target) => this.writeNested(nested, name, target),
+      scratchParent: this.setup.scratchParent,
     };
   }
 

@@ -63,7 +63,7 @@ export async function learnNifti(path: string, context: LearnContext, limits: Ni
   if (datasets.length === 0) return;
 
   // The extracted data sets contain identifiers, so they go to a private folder that is always removed.
-  const folder = await mkdtemp(join(tmpdir(), "deidkit-nifti-"));
+  const folder = await mkdtemp(join(context.scratchParent ?? tmpdir(), "deidkit-nifti-"));
   try {
     for (const [index, extension] of datasets.entries()) {
       const content = extension.raw.subarray(8);

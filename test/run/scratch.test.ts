@@ -1,0 +1,58 @@
+/**
+ * The run's scratch folder, where archive members and NIfTI extensions are
+ * extracted with their identifiers: it sits next to OUTPUT, never in the
+ * system's temporary folder, and no run leaves it behind.
+ */
+import { spawnSync } from "node:child_process";
+import { readdir } from "node:fs/promises";
+import { join } from "node:path";
+
+import { afterAll, beforeAll, describe, expect, test } from "vitest";
+
+import { FIXTURES_DIR, makeTestTree, REPO_ROOT, type TestTree } from "../helpers/tree.js";
+
+const CLI = join(REPO_ROOT, "bin", "deidkit.js");
+const CHILD = join(REPO_ROOT, "test", "helpers", "anonymize-child.mjs");
+
+let tree: TestTree;
+
+beforeAll(async () => {
+  tree = await makeTestTree({ include: [] });
+});
+
+afterAll(async () => {
+  await tree?.cleanup();
+});
+
+async function scratchFolders(): Promise<string[]> {
+  return (await readdir(tree.dir)).filter((name) => name.includes(".deidkit-scratch-"));
+}
+
+describe("scratch folder", () => {
+  test("archives are extracted next to OUTPUT, not in the system's temporary folder", async () => {
+    // With TMPDIR pointing nowhere, an extraction into the system's temporary
+    // folder fails, and upload.zip would be left out with IO (ENOENT).
+    const output = tree.at("out-tmpdir");
+    const run = spawnSync(
+      process.execPath,
+      [CLI, "anonymize", join(FIXTURES_DIR, "pipeline"), output, "-r", tree.recipientPath, "--secret", tree.secretPath, "--json"],
+      { encoding: "utf8", env: { ...process.env, TMPDIR: join(tree.dir, "no-such-folder") } },
+    );
+    expect(run.status, run.stderr).toBe(0);
+    const report = JSON.parse(run.stdout) as { filesQuarantined: number };
+    expect(report.filesQuarantined).toBe(0);
+    expect(await scratchFolders()).toEqual([]);
+  }, 60_000);
+
+  test("a killed run's scratch folder is removed by the next run", async () => {
+    const output = tree.at("out-killed");
+    const settings = { input: join(FIXTURES_DIR, "pipeline"), output, recipient: tree.recipientPath, secretFile: tree.secretPath, jobs: 1 };
+    const killed = spawnSync(process.execPath, [CHILD, JSON.stringify({ ...settings, killAt: "phase:write" })], { encoding: "utf8" });
+    expect(killed.signal).toBe("SIGKILL");
+    expect(await scratchFolders()).toHaveLength(1);
+
+    const resumed = spawnSync(process.execPath, [CHILD, JSON.stringify({ ...settings, resume: true })], { encoding: "utf8" });
+    expect(resumed.stdout).toMatch(/"ok":true/);
+    expect(await scratchFolders()).toEqual([]);
+  }, 60_000);
+});
