@@ -7,7 +7,6 @@
  */
 import { closeSync, createReadStream, createWriteStream, readSync } from "node:fs";
 import { once } from "node:events";
-import { StringDecoder } from "node:string_decoder";
 
 import { QuarantineReason } from "../deid/apply.js";
 import type { Patient } from "../deid/identifiers.js";
@@ -15,17 +14,18 @@ import { openRegularFile } from "../dicom/source.js";
 import { CsvRecordReader, detectDelimiter, formatField, type CsvRecord } from "./csv-records.js";
 import { cachingCleaner, FieldLearner, isEmptyValue, patientForId, rewriteFieldValue, type FieldRewriteContext } from "./field-rules.js";
 import { classifyField, type FieldClass } from "./fields.js";
+import { ChunkDecoder, judgeEncoding, type TextEncoding } from "./text-encoding.js";
 import type { FormatHandler, FormatWriteResult, LearnContext, WriteContext } from "./types.js";
 
 /** The encoding and delimiter are judged from the start of the file. */
 const PROBE_BYTES = 1 << 20;
 
 interface TableFormat {
-  encoding: BufferEncoding;
+  encoding: TextEncoding;
   delimiter: string;
 }
 
-/** Reads the start of the file and decides its encoding (UTF-8, else Latin-1, which maps every byte) and delimiter. */
+/** Reads the start of the file and decides its encoding (see text-encoding.ts) and delimiter. */
 function probeTable(path: string, relativePath: string): TableFormat {
   const fd = openRegularFile(path);
   let head: Buffer;
@@ -35,21 +35,14 @@ function probeTable(path: string, relativePath: string): TableFormat {
   } finally {
     closeSync(fd);
   }
-  let encoding: BufferEncoding = "utf8";
-  try {
-    // With stream set, a character cut off at the end of the probe is no error.
-    new TextDecoder("utf-8", { fatal: true }).decode(head, { stream: true });
-  } catch {
-    encoding = "latin1";
-  }
-  // NOTE: a byte that is not UTF-8 after the first MiB of a UTF-8 file decodes as U+FFFD.
+  const encoding = judgeEncoding(head, head.length === PROBE_BYTES);
   const preferred = /\.tsv$/i.test(relativePath) ? "\t" : ",";
   return { encoding, delimiter: detectDelimiter(head.toString(encoding), preferred) };
 }
 
 async function* recordBatches(path: string, format: TableFormat): AsyncGenerator<CsvRecord[]> {
   const reader = new CsvRecordReader(format.delimiter);
-  const decoder = new StringDecoder(format.encoding);
+  const decoder = new ChunkDecoder(format.encoding);
   for await (const chunk of createReadStream("", { fd: openRegularFile(path), highWaterMark: 1 << 16 })) {
     const records = reader.push(decoder.write(chunk as Buffer), false);
     if (records.length > 0) yield records;

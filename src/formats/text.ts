@@ -3,11 +3,11 @@
  * file is streamed, so its size does not matter; its line endings are kept.
  */
 import { closeSync, fstatSync, openSync, readSync } from "node:fs";
-import { StringDecoder } from "node:string_decoder";
 
 import { writeFully } from "../dicom/file-io.js";
 import { openRegularFile } from "../dicom/source.js";
 import { LimitError } from "../errors.js";
+import { ChunkDecoder, judgeEncoding } from "./text-encoding.js";
 import type { FormatHandler, FormatWriteResult, WriteContext } from "./types.js";
 
 /** A line is cleaned as a whole, so an identifier cannot straddle two pieces; this caps its length. */
@@ -15,21 +15,7 @@ const MAX_LINE_CHARACTERS = 16 * 1024 * 1024;
 
 const TEXT_EXTENSIONS = /\.(txt|log|md|markdown|ya?ml|cfg|conf|ini|toml|rst|out|err|sh|py|r|m|tex|html?|xml)$/i;
 
-/**
- * Text that is not valid UTF-8 is read and written as Latin-1, which maps
- * every byte. With `cut` set, the bytes are a file's start, so a character
- * cut off at their end is no error.
- */
-function isUtf8(bytes: Buffer, cut: boolean): boolean {
-  try {
-    new TextDecoder("utf-8", { fatal: true }).decode(bytes, { stream: cut });
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-/** Bytes looked at to choose between UTF-8 and Latin-1. */
+/** Bytes looked at to judge the encoding. */
 const PROBE_BYTES = 1 << 20;
 const CHUNK_BYTES = 1 << 16;
 
@@ -45,13 +31,11 @@ export async function cleanTextStream(path: string, targetPath: string, context:
     const size = fstatSync(input).size;
     const probe = Buffer.allocUnsafe(Math.max(1, Math.min(PROBE_BYTES, size)));
     const probed = readAt(input, probe, 0);
-    // NOTE: the encoding is judged from the first MiB (or the whole file, if
-    // smaller when opened); a later invalid UTF-8 byte decodes as U+FFFD.
-    const encoding: BufferEncoding = isUtf8(probe.subarray(0, probed), probed < size) ? "utf8" : "latin1";
+    const encoding = judgeEncoding(probe.subarray(0, probed), probed < size);
     output = openSync(targetPath, "wx", 0o644);
     const target = output;
 
-    const decoder = new StringDecoder(encoding);
+    const decoder = new ChunkDecoder(encoding);
     let pending = "";
     let replacements = 0;
     const cleanLine = (line: string): string => {

@@ -1,0 +1,100 @@
+/**
+ * Encodings of text and CSV files: what is recognised, what is cleaned in
+ * its own encoding, and what is left out because identifiers in it could
+ * not be found.
+ */
+import { afterAll, beforeAll, describe, expect, test } from "vitest";
+
+import { QuarantineReason } from "../../src/deid/apply.js";
+import { csvFormat } from "../../src/formats/csv.js";
+import { judgeEncoding } from "../../src/formats/text-encoding.js";
+import { textFormat } from "../../src/formats/text.js";
+import { makeFormatRun, seedSamplePatient, type FormatRun } from "./format-context.js";
+
+const MIB = 1024 * 1024;
+
+function utf16le(text: string, byteOrderMark: boolean): Buffer {
+  return Buffer.concat([byteOrderMark ? Buffer.from([0xff, 0xfe]) : Buffer.alloc(0), Buffer.from(text, "utf16le")]);
+}
+
+/** 2 MiB of ASCII lines, so that what follows lies beyond the bytes the encoding is judged from. */
+const LONG_ASCII_START = Buffer.from("plain line of ASCII text, nothing to replace here\n".repeat(Math.ceil((2 * MIB) / 50)), "latin1");
+
+function quarantineCode(error: unknown): string | undefined {
+  return error instanceof QuarantineReason ? error.reasonCode : undefined;
+}
+
+describe("judging the encoding", () => {
+  test.each([
+    ["UTF-8", Buffer.from("Müller 12345678\n", "utf8"), "utf8"],
+    ["Latin-1", Buffer.from("Müller 12345678\n", "latin1"), "latin1"],
+    ["UTF-16LE with a byte-order mark", utf16le("Müller 12345678\n", true), "utf16le"],
+    ["UTF-16LE without one", utf16le("Mueller 12345678\n", false), "utf16le"],
+    ["UTF-8 cut inside a character", Buffer.from("Müller", "utf8").subarray(0, 2), "utf8"],
+  ])("%s", (_name, head, expected) => {
+    expect(judgeEncoding(head, true)).toBe(expected);
+  });
+
+  test.each([
+    ["UTF-16BE with a byte-order mark", Buffer.concat([Buffer.from([0xfe, 0xff]), Buffer.from("Mueller", "utf16le").swap16()])],
+    ["UTF-16BE without one", Buffer.from("Mueller 12345678", "utf16le").swap16()],
+    ["UTF-32LE", Buffer.from([0xff, 0xfe, 0, 0, 0x4d, 0, 0, 0])],
+  ])("%s is left out", (_name, head) => {
+    let caught: unknown;
+    try {
+      judgeEncoding(head, false);
+    } catch (error) {
+      caught = error;
+    }
+    expect(quarantineCode(caught)).toBe("TEXT_ENCODING");
+  });
+});
+
+describe("text files", () => {
+  let run: FormatRun;
+  beforeAll(async () => {
+    run = await makeFormatRun(textFormat, (registry) => void seedSamplePatient(registry));
+  });
+  afterAll(async () => {
+    await run?.cleanup();
+  });
+
+  test("UTF-16LE is cleaned and written back as UTF-16LE", async () => {
+    const { output, replacements } = await run.run("notes.txt", utf16le("Patient DOE, JANE, MRN 12345678\r\nnext line\r\n", true));
+    expect(output.subarray(0, 2)).toEqual(Buffer.from([0xff, 0xfe]));
+    const text = output.subarray(2).toString("utf16le");
+    expect(text).not.toMatch(/DOE|JANE|12345678/);
+    expect(text.endsWith("next line\r\n")).toBe(true);
+    expect(replacements).toBeGreaterThanOrEqual(2);
+  });
+
+  test("a byte that is not UTF-8 after the first MiB leaves the file out", async () => {
+    const content = Buffer.concat([LONG_ASCII_START, Buffer.from("Patient J\xf6rg M\xfcller 12345678\n", "latin1")]);
+    const failure = await run.run("late.log", content).catch((error: unknown) => error);
+    expect(quarantineCode(failure)).toBe("TEXT_ENCODING");
+  });
+});
+
+describe("CSV files", () => {
+  let run: FormatRun;
+  beforeAll(async () => {
+    run = await makeFormatRun(csvFormat, (registry) => void seedSamplePatient(registry));
+  });
+  afterAll(async () => {
+    await run?.cleanup();
+  });
+
+  test("a byte that is not UTF-8 after the first MiB leaves the table out", async () => {
+    const header = Buffer.from("note,value\n", "latin1");
+    const rows = Buffer.from("plain row of ASCII text,1\n".repeat(Math.ceil((2 * MIB) / 26)), "latin1");
+    const content = Buffer.concat([header, rows, Buffer.from("M\xfcller,2\n", "latin1")]);
+    const failure = await run.run("late.csv", content).catch((error: unknown) => error);
+    expect(quarantineCode(failure)).toBe("TEXT_ENCODING");
+  });
+
+  test("a UTF-8 table is still read as UTF-8", async () => {
+    const { output } = await run.run("names.csv", Buffer.from("patient_id,note\n12345678,Müller ok\n", "utf8"));
+    expect(output.toString("utf8")).toContain("Müller ok");
+    expect(output.toString("utf8")).not.toContain("12345678");
+  });
+});
