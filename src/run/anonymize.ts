@@ -3,7 +3,7 @@
  * key and a run report, in two passes over the files.
  */
 import { mkdirSync } from "node:fs";
-import { mkdir, mkdtemp, readdir, readFile, realpath, rename, rm, rmdir, stat, unlink, writeFile } from "node:fs/promises";
+import { mkdir, readdir, readFile, realpath, rename, rm, rmdir, stat, unlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { basename, dirname, isAbsolute, join, relative, resolve, sep } from "node:path";
 
@@ -36,7 +36,7 @@ import {
   type RunState,
 } from "./resume.js";
 import { acquireRunLock } from "./run-lock.js";
-import { removeStagingFolders, unpublished } from "./unpublished.js";
+import { removeStagingFolders, unpublished, withScratchFolder } from "./unpublished.js";
 
 export { removeStagingFolders };
 import { TaskRunner, type FileKind, type LearnResult, type Problem, type RunSetup, type WriteResult, type WriteTask } from "./tasks.js";
@@ -590,22 +590,16 @@ async function removeStaleScratch(output: string): Promise<void> {
   }
 }
 
-/**
- * Runs `work` with a new private scratch folder under `parent`, which an
- * interrupt removes with the other unpublished paths and the end of the
- * run removes in any case.
- */
+/** Runs `work` with the run's scratch folder (see withScratchFolder) set in `setup` for every thread. */
 async function withScratch<T>(setup: RunSetup, parent: string, prefix: string, work: () => Promise<T>): Promise<T> {
-  const folder = await mkdtemp(join(parent, prefix));
-  unpublished.add(folder);
-  setup.scratchParent = folder;
-  try {
-    return await work();
-  } finally {
-    setup.scratchParent = undefined;
-    await rm(folder, { recursive: true, force: true });
-    unpublished.delete(folder);
-  }
+  return withScratchFolder(parent, prefix, async (folder) => {
+    setup.scratchParent = folder;
+    try {
+      return await work();
+    } finally {
+      setup.scratchParent = undefined;
+    }
+  });
 }
 
 /** The settings that must be equal for --resume to continue a run; `jobs` is left out, because it does not change the output. */

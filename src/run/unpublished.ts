@@ -6,6 +6,8 @@
  * own, so that the command's signal handlers need not load the whole run.
  */
 import { rmSync } from "node:fs";
+import { mkdtemp, rm } from "node:fs/promises";
+import { join } from "node:path";
 
 import { releaseHeldLocksSync } from "./run-lock.js";
 
@@ -29,4 +31,21 @@ export function removeStagingFolders(): string[] {
   unpublished.clear();
   releaseHeldLocksSync();
   return left;
+}
+
+/**
+ * Runs `work` with a new private folder (mode 0700) under `parent`, for
+ * extracted archive members and other clear-text copies. An interrupt
+ * removes it with the other unpublished paths, and the end of `work`
+ * removes it in any case.
+ */
+export async function withScratchFolder<T>(parent: string, prefix: string, work: (folder: string) => Promise<T>): Promise<T> {
+  const folder = await mkdtemp(join(parent, prefix));
+  unpublished.add(folder);
+  try {
+    return await work(folder);
+  } finally {
+    await rm(folder, { recursive: true, force: true });
+    unpublished.delete(folder);
+  }
 }

@@ -3,7 +3,8 @@
  * of learnt identifiers in its path and content, and its DICOM facts.
  */
 import { closeSync, readSync } from "node:fs";
-import { basename } from "node:path";
+import { mkdtemp, rm } from "node:fs/promises";
+import { basename, join } from "node:path";
 
 import type { IdentifierCategory } from "../deid/identifiers.js";
 import { looksLikeDicom } from "../dicom/reader.js";
@@ -12,7 +13,7 @@ import type { FormatSet } from "../formats/index.js";
 import type { DicomPassOptions } from "../run/dicom-file.js";
 import type { TreeEntry } from "../tree/walk.js";
 import type { IdentifierMatcher } from "../verify/matcher.js";
-import { fileViews } from "../verify/views.js";
+import { DEFAULT_VIEW_LIMITS, fileViews } from "../verify/views.js";
 import { readDicomFacts, type DicomFacts } from "./dicom-facts.js";
 
 export interface InspectContext {
@@ -20,6 +21,8 @@ export interface InspectContext {
   matcher: IdentifierMatcher;
   formats: FormatSet;
   passOptions: DicomPassOptions;
+  /** Folder in which each file's extracted members get a private folder of their own. */
+  scratchParent: string;
 }
 
 export interface EntryFacts {
@@ -57,15 +60,19 @@ function typeOf(entry: TreeEntry, formats: FormatSet): string {
   return formats.find(entry.relativePath, head)?.name ?? "unsupported";
 }
 
-async function searchContent(entry: TreeEntry, matcher: IdentifierMatcher, categories: Set<IdentifierCategory>): Promise<boolean> {
+async function searchContent(entry: TreeEntry, context: InspectContext, categories: Set<IdentifierCategory>): Promise<boolean> {
+  let temp: string | undefined;
   try {
-    for await (const view of fileViews(entry.path, basename(entry.path))) {
-      for (const match of matcher.find(view.text)) categories.add(match.category as IdentifierCategory);
+    temp = await mkdtemp(join(context.scratchParent, "inspect-"));
+    for await (const view of fileViews(entry.path, basename(entry.path), "", 0, DEFAULT_VIEW_LIMITS, temp)) {
+      for (const match of context.matcher.find(view.text)) categories.add(match.category as IdentifierCategory);
     }
     return true;
   } catch {
     // A damaged archive or a cap reached: what was read before still counts.
     return false;
+  } finally {
+    if (temp) await rm(temp, { recursive: true, force: true });
   }
 }
 
@@ -76,7 +83,7 @@ export async function inspectEntry(entry: TreeEntry, learntKind: string | undefi
   if (entry.kind !== "file") return { type: entry.kind, categories, contentSearched: false };
 
   const type = learntKind ?? typeOf(entry, context.formats);
-  const contentSearched = type !== "unreadable" && (await searchContent(entry, context.matcher, categories));
+  const contentSearched = type !== "unreadable" && (await searchContent(entry, context, categories));
   let dicom: DicomFacts | undefined;
   if (type === "dicom") {
     try {

@@ -7,6 +7,7 @@
  * names only, never an identifier.
  */
 import { stat } from "node:fs/promises";
+import { tmpdir } from "node:os";
 
 import { UsageError } from "../errors.js";
 import { TextCleaner, uidMapper } from "../deid/cleaner.js";
@@ -15,6 +16,7 @@ import { DEFAULT_READ_LIMITS, type ReadLimits } from "../dicom/reader.js";
 import { compileProfile, type OptionName } from "../profile/profile.js";
 import { initSodium, randomSecret } from "../pseudonym/keyed-hash.js";
 import { counting, runLocally, WorkerPool, workersAvailable } from "../run/pool.js";
+import { withScratchFolder } from "../run/unpublished.js";
 import { TaskRunner, type LearnResult, type RunSetup } from "../run/tasks.js";
 import { FormatSet } from "../formats/index.js";
 import { PathMapper } from "../tree/paths.js";
@@ -100,45 +102,50 @@ export async function scanTree(options: ScanOptions): Promise<ScanReport> {
     passThrough: [...(options.passThrough ?? [])],
   };
 
-  const entries = await walkTree(options.input);
-  const regularFiles = entries.filter((entry) => entry.kind === "file");
-  const learnt = await learnAll(regularFiles, setup, options.jobs ?? 1, (done) => options.onProgress?.("learn", done, regularFiles.length));
-  const resultOf = new Map<TreeEntry, LearnResult>();
-  regularFiles.forEach((entry, index) => resultOf.set(entry, learnt[index]));
+  // Archive members and NIfTI extensions are extracted here, with their
+  // identifiers; an interrupt removes the folder (see run/unpublished.ts).
+  return withScratchFolder(tmpdir(), "deidkit-scan-", async (scratch) => {
+    setup.scratchParent = scratch;
+    const entries = await walkTree(options.input);
+    const regularFiles = entries.filter((entry) => entry.kind === "file");
+    const learnt = await learnAll(regularFiles, setup, options.jobs ?? 1, (done) => options.onProgress?.("learn", done, regularFiles.length));
+    const resultOf = new Map<TreeEntry, LearnResult>();
+    regularFiles.forEach((entry, index) => resultOf.set(entry, learnt[index]));
 
-  // Replaying the journals in tree order gives the registry anonymize would build.
-  const registry = new IdentifierRegistry(setup.secret, { shiftDates: setup.shiftDates });
-  for (const entry of regularFiles) {
-    const result = resultOf.get(entry)!;
-    if (result.ok) registry.replay(result.journal);
-  }
-  const terms = registry.allTerms();
-  const matcher = new IdentifierMatcher(terms.map((term) => ({ text: term.text, category: term.category })));
-  const context = { matcher, formats: new FormatSet(setup.passThrough), passOptions: setup.passOptions };
-  const inspected: EntryFacts[] = [];
-  for (const [index, entry] of entries.entries()) {
-    options.onProgress?.("search", index, entries.length);
-    const result = resultOf.get(entry);
-    inspected.push(await inspectEntry(entry, result?.ok ? result.kind : undefined, context));
-  }
-  options.onProgress?.("search", entries.length, entries.length);
+    // Replaying the journals in tree order gives the registry anonymize would build.
+    const registry = new IdentifierRegistry(setup.secret, { shiftDates: setup.shiftDates });
+    for (const entry of regularFiles) {
+      const result = resultOf.get(entry)!;
+      if (result.ok) registry.replay(result.journal);
+    }
+    const terms = registry.allTerms();
+    const matcher = new IdentifierMatcher(terms.map((term) => ({ text: term.text, category: term.category })));
+    const context = { matcher, formats: new FormatSet(setup.passThrough), passOptions: setup.passOptions, scratchParent: scratch };
+    const inspected: EntryFacts[] = [];
+    for (const [index, entry] of entries.entries()) {
+      options.onProgress?.("search", index, entries.length);
+      const result = resultOf.get(entry);
+      inspected.push(await inspectEntry(entry, result?.ok ? result.kind : undefined, context));
+    }
+    options.onProgress?.("search", entries.length, entries.length);
 
-  const reasons = entries.map((entry, index) => leaveOutReason(entry, resultOf.get(entry), inspected[index]));
-  const paths = new PathMapper(new TextCleaner(terms, uidMapper(setup.secret)));
-  const outputPaths = entries.map((entry) => paths.map(entry.relativePath));
-  const published = publishedFolders(outputPaths.filter((_, index) => reasons[index] === undefined));
-  const planned = entries.map((entry, index) => {
-    const reason = reasons[index];
-    const name = reason ? leftOutName(outputPaths[index], index, published) : outputPaths[index];
-    return { planned: { entry, type: inspected[index].type, name, reason }, facts: inspected[index] };
-  });
+    const reasons = entries.map((entry, index) => leaveOutReason(entry, resultOf.get(entry), inspected[index]));
+    const paths = new PathMapper(new TextCleaner(terms, uidMapper(setup.secret)));
+    const outputPaths = entries.map((entry) => paths.map(entry.relativePath));
+    const published = publishedFolders(outputPaths.filter((_, index) => reasons[index] === undefined));
+    const planned = entries.map((entry, index) => {
+      const reason = reasons[index];
+      const name = reason ? leftOutName(outputPaths[index], index, published) : outputPaths[index];
+      return { planned: { entry, type: inspected[index].type, name, reason }, facts: inspected[index] };
+    });
 
-  return buildReport({
-    options: [...profile.options],
-    patients: registry.patients.size,
-    termCounts: countTerms(terms.map((term) => term.category)),
-    entries: planned,
-    isSafeLabel: (label) => matcher.find(label).length === 0,
+    return buildReport({
+      options: [...profile.options],
+      patients: registry.patients.size,
+      termCounts: countTerms(terms.map((term) => term.category)),
+      entries: planned,
+      isSafeLabel: (label) => matcher.find(label).length === 0,
+    });
   });
 }
 

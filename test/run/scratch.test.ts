@@ -4,11 +4,13 @@
  * system's temporary folder, and no run leaves it behind.
  */
 import { spawnSync } from "node:child_process";
-import { readdir } from "node:fs/promises";
+import { existsSync } from "node:fs";
+import { mkdir, readdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 
+import { removeStagingFolders, withScratchFolder } from "../../src/run/unpublished.js";
 import { FIXTURES_DIR, makeTestTree, REPO_ROOT, type TestTree } from "../helpers/tree.js";
 
 const CLI = join(REPO_ROOT, "bin", "deidkit.js");
@@ -54,5 +56,33 @@ describe("scratch folder", () => {
     const resumed = spawnSync(process.execPath, [CHILD, JSON.stringify({ ...settings, resume: true })], { encoding: "utf8" });
     expect(resumed.stdout).toMatch(/"ok":true/);
     expect(await scratchFolders()).toEqual([]);
+  }, 60_000);
+
+  test("an interrupt removes a scratch folder in use", async () => {
+    let seen = "";
+    await withScratchFolder(tree.dir, "interrupted-", async (folder) => {
+      seen = folder;
+      await writeFile(join(folder, "member-1"), "DOE^JANE 12345678");
+      // What the SIGINT handler of bin/deidkit.js calls.
+      expect(removeStagingFolders()).toEqual([]);
+      expect(existsSync(folder)).toBe(false);
+    });
+    expect(seen).not.toBe("");
+    expect(existsSync(seen)).toBe(false);
+  });
+
+  test("scan searches archive members and leaves nothing in the temporary folder", async () => {
+    const temp = join(tree.dir, "scan-tmp");
+    await mkdir(temp);
+    const run = spawnSync(process.execPath, [CLI, "scan", join(FIXTURES_DIR, "pipeline"), "--json", "--jobs", "2"], {
+      encoding: "utf8",
+      env: { ...process.env, TMPDIR: temp },
+    });
+    expect(run.status, run.stderr).toBe(0);
+    const report = JSON.parse(run.stdout) as { files: Array<{ path: string; identifiers: string[]; contentSearched: boolean }> };
+    const upload = report.files.find((file) => file.path === "upload.zip");
+    expect(upload?.contentSearched).toBe(true);
+    expect(upload?.identifiers).toContain("patient-id");
+    expect(await readdir(temp)).toEqual([]);
   }, 60_000);
 });
