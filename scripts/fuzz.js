@@ -187,8 +187,7 @@ async function runOne(runner, input, output, identifiers, outcomes) {
     const learnt = await runner.learn(input, "input.dcm");
     if (!learnt.ok) return checkReason(learnt, outcomes);
     runner.useTerms(runner.registry.allTerms());
-    const temp = `${output}.tmp`;
-    const written = await runner.write({ path: input, relativePath: "input.dcm", tempPath: temp, finalPath: output, fileKind: learnt.kind });
+    const written = await runner.write({ path: input, relativePath: "input.dcm", targetPath: output, fileKind: learnt.kind });
     if (!written.ok) return checkReason(written, outcomes);
     outcomes.written++;
     const text = readFileSync(output).toString("latin1");
