@@ -75,6 +75,41 @@ describe("text files", () => {
   });
 });
 
+describe("the end of the bytes the encoding is judged from", () => {
+  let run: FormatRun;
+  beforeAll(async () => {
+    run = await makeFormatRun(textFormat, (registry) => registry.addPatientName("MÜLLER^JÖRG", registry.patient("AB-0042")));
+  });
+  afterAll(async () => {
+    await run?.cleanup();
+  });
+
+  /** `length` bytes of ASCII lines of 100 characters, so that what follows starts at byte `length`. */
+  function asciiLines(length: number): Buffer {
+    const bytes = Buffer.alloc(length, "a");
+    for (let index = 100; index < length; index += 101) bytes[index] = 0x0a;
+    return bytes;
+  }
+
+  test("a UTF-8 character cut there keeps the file UTF-8", async () => {
+    // "ü" is C3 BC: its first byte is the last byte judged.
+    const tail = Buffer.from("ü\nPatient Jörg Müller, also Müller, Jörg\n", "utf8");
+    const { output } = await run.run("cut.txt", Buffer.concat([asciiLines(MIB - 1), tail]));
+    const text = output.toString("utf8");
+    expect(text).not.toMatch(/Müller|Jörg|\uFFFD/);
+    expect(text.slice(MIB - 1, MIB + 1)).toBe("ü\n");
+  });
+
+  test("a Latin-1 byte there makes the file Latin-1", async () => {
+    // A Latin-1 "ü" (FC) as the last byte judged is not UTF-8 on its own.
+    const tail = Buffer.from("\u00fc\nPatient J\u00f6rg M\u00fcller\n", "latin1");
+    const { output } = await run.run("latin1.txt", Buffer.concat([asciiLines(MIB - 1), tail]));
+    const text = output.toString("latin1");
+    expect(text).not.toMatch(/Müller|Jörg/);
+    expect(text.slice(MIB - 1, MIB + 1)).toBe("\u00fc\n");
+  });
+});
+
 describe("CSV files", () => {
   let run: FormatRun;
   beforeAll(async () => {
