@@ -3,8 +3,7 @@
  * of learnt identifiers in its path and content, and its DICOM facts.
  */
 import { closeSync, readSync } from "node:fs";
-import { mkdtemp, rm } from "node:fs/promises";
-import { basename, join } from "node:path";
+import { basename } from "node:path";
 
 import type { IdentifierCategory } from "../deid/identifiers.js";
 import { looksLikeDicom } from "../dicom/reader.js";
@@ -13,7 +12,7 @@ import type { FormatSet } from "../formats/index.js";
 import type { DicomPassOptions } from "../run/dicom-file.js";
 import type { TreeEntry } from "../tree/walk.js";
 import type { IdentifierMatcher } from "../verify/matcher.js";
-import { DEFAULT_VIEW_LIMITS, fileViews } from "../verify/views.js";
+import { fileViewsUnder } from "../verify/views.js";
 import { readDicomFacts, type DicomFacts } from "./dicom-facts.js";
 
 export interface InspectContext {
@@ -61,18 +60,14 @@ function typeOf(entry: TreeEntry, formats: FormatSet): string {
 }
 
 async function searchContent(entry: TreeEntry, context: InspectContext, categories: Set<IdentifierCategory>): Promise<boolean> {
-  let temp: string | undefined;
   try {
-    temp = await mkdtemp(join(context.scratchParent, "inspect-"));
-    for await (const view of fileViews(entry.path, basename(entry.path), "", 0, DEFAULT_VIEW_LIMITS, temp)) {
+    for await (const view of fileViewsUnder(context.scratchParent, entry.path, basename(entry.path))) {
       for (const match of context.matcher.find(view.text)) categories.add(match.category as IdentifierCategory);
     }
     return true;
   } catch {
     // A damaged archive or a cap reached: what was read before still counts.
     return false;
-  } finally {
-    if (temp) await rm(temp, { recursive: true, force: true });
   }
 }
 

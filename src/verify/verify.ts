@@ -4,10 +4,13 @@
  * identifier. Without them it checks the DICOM rules it can check alone
  * (see rules.ts). Findings never contain the identifier itself.
  */
+import { tmpdir } from "node:os";
+
+import { withScratchFolder } from "../run/unpublished.js";
 import { walkTree } from "../tree/walk.js";
 import { IdentifierMatcher, type KeyIdentifier } from "./matcher.js";
 import { checkDicomRules } from "./rules.js";
-import { fileViews } from "./views.js";
+import { fileViewsUnder } from "./views.js";
 
 export type Severity = "error" | "warning";
 
@@ -43,6 +46,11 @@ export interface VerifyOptions {
 }
 
 export async function verifyTree(root: string, options: VerifyOptions = {}): Promise<VerifyResult> {
+  // Archive members are extracted here while they are searched; an interrupt removes the folder.
+  return withScratchFolder(tmpdir(), "deidkit-verify-", (scratch) => verifyIn(root, options, scratch));
+}
+
+async function verifyIn(root: string, options: VerifyOptions, scratch: string): Promise<VerifyResult> {
   const entries = await walkTree(root);
   const matcher = options.identifiers ? new IdentifierMatcher(options.identifiers) : undefined;
   const findings: Finding[] = [];
@@ -65,7 +73,7 @@ export async function verifyTree(root: string, options: VerifyOptions = {}): Pro
         add({ file: entry.relativePath, place: "path", category: match.category, identifier: match.identifier, severity: severityOf(match.category) });
       }
       try {
-        for await (const view of fileViews(entry.path, entry.relativePath)) {
+        for await (const view of fileViewsUnder(scratch, entry.path, entry.relativePath)) {
           for (const match of matcher.find(view.text)) {
             add({ file: entry.relativePath, place: view.place, category: match.category, identifier: match.identifier, severity: severityOf(match.category) });
           }

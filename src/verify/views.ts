@@ -163,6 +163,19 @@ async function* parquetViews(path: string, place: string): AsyncGenerator<TextVi
 }
 
 /**
+ * As fileViews, with the working folder for gunzipped and unzipped content
+ * created under `parent` rather than the system's temporary folder.
+ */
+export async function* fileViewsUnder(parent: string, path: string, name: string): AsyncGenerator<TextView> {
+  const temp = await mkdtemp(join(parent, "views-"));
+  try {
+    yield* fileViews(path, name, "", 0, DEFAULT_VIEW_LIMITS, temp);
+  } finally {
+    await rm(temp, { recursive: true, force: true });
+  }
+}
+
+/**
  * Yields every text view of the file at `path`; `name` is its file name,
  * used only to recognise gzip files whose content is known by extension.
  */
