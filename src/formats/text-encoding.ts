@@ -1,9 +1,10 @@
 /**
  * The encodings of text and CSV files. UTF-8 is judged from a file's first
  * bytes and must then hold to the end; text that is not UTF-8 is Latin-1,
- * which maps every byte; UTF-16 little-endian is recognised by its
- * byte-order mark or its zero bytes. Anything else cannot be searched for
- * the run's identifiers, so the file is left out.
+ * which maps every byte, as long as no UTF-8 character appears in it;
+ * UTF-16 little-endian is recognised by its byte-order mark or its zero
+ * bytes. Anything else, mixed UTF-8 and Latin-1 included, cannot be
+ * searched for the run's identifiers, so the file is left out.
  */
 import { StringDecoder } from "node:string_decoder";
 import { TextDecoder } from "node:util";
@@ -44,8 +45,31 @@ export function judgeEncoding(head: Buffer, cut: boolean): TextEncoding {
     new TextDecoder("utf-8", { fatal: true }).decode(head, { stream: cut });
     return "utf8";
   } catch {
+    // A UTF-8 name among Latin-1 text would be read as two Latin-1
+    // characters per letter and never match.
+    if (utf8SequenceIn(head)) throw mixedEncoding();
     return "latin1";
   }
+}
+
+/**
+ * True when `bytes` contain a complete UTF-8 sequence of two to four bytes
+ * (a lead byte and its continuation bytes). Latin-1 text almost never
+ * does: that takes an accented capital or a letter from à to ô followed by
+ * a symbol from the range 0x80 to 0xBF.
+ */
+function utf8SequenceIn(bytes: Buffer): boolean {
+  for (let index = 0; index < bytes.length; index++) {
+    const lead = bytes[index]!;
+    const length = lead >= 0xc2 && lead <= 0xdf ? 2 : lead >= 0xe0 && lead <= 0xef ? 3 : lead >= 0xf0 && lead <= 0xf4 ? 4 : 0;
+    if (length === 0 || index + length > bytes.length) continue;
+    let continued = true;
+    for (let next = index + 1; next < index + length; next++) {
+      if ((bytes[next]! & 0xc0) !== 0x80) continued = false;
+    }
+    if (continued) return true;
+  }
+  return false;
 }
 
 function unsupported(what: string): QuarantineReason {
@@ -55,11 +79,14 @@ function unsupported(what: string): QuarantineReason {
 /**
  * Decodes a file's bytes chunk by chunk. UTF-8 is decoded strictly: a byte
  * that is not UTF-8 after the part that judgeEncoding saw leaves the file
- * out, since a name written in another encoding there would not be found.
+ * out, and so does a UTF-8 character in Latin-1 text, since a name written
+ * in the other encoding there would not be found.
  */
 export class ChunkDecoder {
   private readonly utf8: TextDecoder | undefined;
   private readonly other: StringDecoder | undefined;
+  /** The last bytes of the previous Latin-1 chunk, for a UTF-8 character split between two chunks. */
+  private carry = Buffer.alloc(0);
 
   constructor(readonly encoding: TextEncoding) {
     if (encoding === "utf8") this.utf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
@@ -67,6 +94,11 @@ export class ChunkDecoder {
   }
 
   write(bytes: Buffer): string {
+    if (this.encoding === "latin1") {
+      const joined = this.carry.length ? Buffer.concat([this.carry, bytes]) : bytes;
+      if (utf8SequenceIn(joined)) throw mixedEncoding();
+      this.carry = Buffer.from(joined.subarray(Math.max(0, joined.length - 3)));
+    }
     if (!this.utf8) return this.other!.write(bytes);
     try {
       return this.utf8.decode(bytes, { stream: true });
@@ -88,6 +120,6 @@ export class ChunkDecoder {
 function mixedEncoding(): QuarantineReason {
   return new QuarantineReason(
     REASON,
-    "the text starts as UTF-8 but has bytes further on that are not UTF-8, so names written in another encoding there would not be found; convert the file to one encoding",
+    "the text mixes UTF-8 with bytes that are not UTF-8 (Latin-1, say), so names written in one of them would not be found; convert the file to one encoding",
   );
 }

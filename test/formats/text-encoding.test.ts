@@ -3,12 +3,17 @@
  * its own encoding, and what is left out because identifiers in it could
  * not be found.
  */
+import { spawnSync } from "node:child_process";
+import { mkdir, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 
 import { QuarantineReason } from "../../src/deid/apply.js";
 import { csvFormat } from "../../src/formats/csv.js";
 import { judgeEncoding } from "../../src/formats/text-encoding.js";
 import { textFormat } from "../../src/formats/text.js";
+import { makeTestTree, REPO_ROOT } from "../helpers/tree.js";
 import { makeFormatRun, seedSamplePatient, type FormatRun } from "./format-context.js";
 
 const MIB = 1024 * 1024;
@@ -19,6 +24,13 @@ function utf16le(text: string, byteOrderMark: boolean): Buffer {
 
 /** 2 MiB of ASCII lines, so that what follows lies beyond the bytes the encoding is judged from. */
 const LONG_ASCII_START = Buffer.from("plain line of ASCII text, nothing to replace here\n".repeat(Math.ceil((2 * MIB) / 50)), "latin1");
+
+/** `length` bytes of ASCII lines. */
+function asciiBytes(length: number): Buffer {
+  const bytes = Buffer.alloc(length, "a");
+  for (let index = 99; index < length; index += 100) bytes[index] = 0x0a;
+  return bytes;
+}
 
 function quarantineCode(error: unknown): string | undefined {
   return error instanceof QuarantineReason ? error.reasonCode : undefined;
@@ -66,6 +78,28 @@ describe("text files", () => {
     expect(text).not.toMatch(/DOE|JANE|12345678/);
     expect(text.endsWith("next line\r\n")).toBe(true);
     expect(replacements).toBeGreaterThanOrEqual(2);
+  });
+
+  test("one Latin-1 byte among UTF-8 text leaves the file out", async () => {
+    const content = Buffer.concat([Buffer.from("patient Jörg Müller 12345678\n", "utf8"), Buffer.from("caf\xe9\n", "latin1")]);
+    const failure = await run.run("mixed.log", content).catch((error: unknown) => error);
+    expect(quarantineCode(failure)).toBe("TEXT_ENCODING");
+  });
+
+  test("a UTF-8 name after the first MiB of Latin-1 text leaves the file out", async () => {
+    const start = Buffer.concat([Buffer.from("Befund J\xf6rg\n", "latin1"), LONG_ASCII_START]);
+    const failure = await run.run("late-utf8.log", Buffer.concat([start, Buffer.from("Müller\n", "utf8")])).catch((error: unknown) => error);
+    expect(quarantineCode(failure)).toBe("TEXT_ENCODING");
+  });
+
+  test("a UTF-8 character split between two reads of Latin-1 text leaves the file out", async () => {
+    // Reads after the first MiB are 64 KiB long: "ü" (C3 BC) straddles the end of the first one.
+    const head = Buffer.from("Befund J\xf6rg\n", "latin1");
+    const start = Buffer.concat([head, asciiBytes(MIB + 64 * 1024 - 1 - head.length)]);
+    const content = Buffer.concat([start, Buffer.from("ü\n", "utf8")]);
+    expect(content.indexOf(Buffer.from("ü", "utf8"))).toBe(MIB + 64 * 1024 - 1);
+    const failure = await run.run("split.log", content).catch((error: unknown) => error);
+    expect(quarantineCode(failure)).toBe("TEXT_ENCODING");
   });
 
   test("a byte that is not UTF-8 after the first MiB leaves the file out", async () => {
@@ -127,9 +161,40 @@ describe("CSV files", () => {
     expect(quarantineCode(failure)).toBe("TEXT_ENCODING");
   });
 
+  test("one Latin-1 byte among UTF-8 values leaves the table out", async () => {
+    const content = Buffer.concat([Buffer.from("patient_id,note\n12345678,Jörg Müller\n", "utf8"), Buffer.from("12345678,caf\xe9\n", "latin1")]);
+    const failure = await run.run("mixed.csv", content).catch((error: unknown) => error);
+    expect(quarantineCode(failure)).toBe("TEXT_ENCODING");
+  });
+
   test("a UTF-8 table is still read as UTF-8", async () => {
     const { output } = await run.run("names.csv", Buffer.from("patient_id,note\n12345678,Müller ok\n", "utf8"));
     expect(output.toString("utf8")).toContain("Müller ok");
     expect(output.toString("utf8")).not.toContain("12345678");
   });
+});
+
+describe("a dry run", () => {
+  test("lists a text file in a mixed encoding as left out", async () => {
+    const tree = await makeTestTree({ include: [] });
+    try {
+      await mkdir(join(tree.input, "notes"), { recursive: true });
+      await writeFile(join(tree.input, "notes", "mixed.log"), Buffer.concat([Buffer.from("Jörg Müller\n", "utf8"), Buffer.from("caf\xe9\n", "latin1")]));
+      await writeFile(join(tree.input, "notes", "plain.log"), "nothing to see\n");
+      const run = spawnSync(
+        process.execPath,
+        [join(REPO_ROOT, "bin", "deidkit.js"), "anonymize", tree.input, tree.at("out"), "-r", tree.recipientPath, "--dry-run", "--json"],
+        { encoding: "utf8" },
+      );
+      expect(run.status, run.stderr).toBe(1);
+      const plan = (JSON.parse(run.stdout) as { plan: Array<{ action: string; reason?: string }> }).plan;
+      expect(plan.map((step) => [step.action, step.reason ?? null]).sort()).toEqual([
+        ["quarantine", "TEXT_ENCODING"],
+        ["write", null],
+      ]);
+      expect(run.stdout + run.stderr).not.toMatch(/Jörg|Müller/);
+    } finally {
+      await tree.cleanup();
+    }
+  }, 30_000);
 });
