@@ -61,6 +61,13 @@ async function* rawViews(path: string, place: string): AsyncGenerator<TextView> 
     const bytes = carry.length ? Buffer.concat([carry, chunk as Buffer]) : (chunk as Buffer);
     yield { place, text: bytes.toString("latin1") };
     yield { place, text: bytes.toString("utf8") };
+    // UTF-16 at either byte alignment, as anonymize writes UTF-16LE text
+    // back in UTF-16LE; big-endian only where zero bytes suggest it.
+    for (const start of [0, 1]) {
+      const aligned = bytes.subarray(start, start + ((bytes.length - start) & ~1));
+      yield { place, text: aligned.toString("utf16le") };
+      if (aligned.includes(0)) yield { place, text: Buffer.from(aligned).swap16().toString("utf16le") };
+    }
     carry = bytes.subarray(Math.max(0, bytes.length - OVERLAP));
   }
 }

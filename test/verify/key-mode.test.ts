@@ -105,6 +105,27 @@ const CASES: PlantCase[] = [
     },
   },
   {
+    name: "UTF-16LE text file",
+    identifier: "Jörg Müller",
+    category: "patient-name",
+    place: "bytes",
+    async plant(root) {
+      // One byte before the text puts its characters at odd offsets.
+      await writeFile(join(root, "summary-16le.txt"), Buffer.concat([Buffer.from([0x20]), Buffer.from("Reviewed: Jörg Müller\n", "utf16le")]));
+      return "summary-16le.txt";
+    },
+  },
+  {
+    name: "UTF-16BE text file",
+    identifier: "H-7781-2203",
+    category: "patient-id",
+    place: "bytes",
+    async plant(root) {
+      await writeFile(join(root, "ids-16be.txt"), Buffer.from("old id H-7781-2203\n", "utf16le").swap16());
+      return "ids-16be.txt";
+    },
+  },
+  {
     name: "file name",
     identifier: "Doe_Jane",
     category: "patient-name",
