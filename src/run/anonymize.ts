@@ -562,9 +562,10 @@ export async function anonymize(options: AnonymizeOptions): Promise<AnonymizeRes
   const emit = options.onEvent ?? (() => {});
   const lock = await acquireRunLock(paths.output, (message) => emit({ type: "warning", message }));
   try {
+    // A killed run's scratch folder serves no later run, so it goes first, even when the leftovers below stop this one.
+    await removeStaleScratch(paths.output);
     const start = await startOrResume(options, paths, setup);
     if (start.kind === "published") return await finishPublished(paths, start.state);
-    await removeStaleScratch(paths.output);
     return await withScratch(setup, dirname(paths.output), scratchPrefix(paths.output), () => run.run(paths, start.state));
   } finally {
     await lock.release();

@@ -49,9 +49,14 @@ describe("scratch folder", () => {
   test("a killed run's scratch folder is removed by the next run", async () => {
     const output = tree.at("out-killed");
     const settings = { input: join(FIXTURES_DIR, "pipeline"), output, recipient: tree.recipientPath, secretFile: tree.secretPath, jobs: 1 };
-    const killed = spawnSync(process.execPath, [CHILD, JSON.stringify({ ...settings, killAt: "phase:write" })], { encoding: "utf8" });
+    const killed = spawnSync(process.execPath, [CHILD, JSON.stringify({ ...settings, killAt: "write:1" })], { encoding: "utf8" });
     expect(killed.signal).toBe("SIGKILL");
     expect(await scratchFolders()).toHaveLength(1);
+
+    // A run without --resume stops at the other leftovers, but removes the scratch folder first.
+    const stopped = spawnSync(process.execPath, [CLI, "anonymize", settings.input, output, "-r", tree.recipientPath, "--secret", tree.secretPath], { encoding: "utf8" });
+    expect(stopped.status, stopped.stderr).toBe(2);
+    expect(await scratchFolders()).toEqual([]);
 
     const resumed = spawnSync(process.execPath, [CHILD, JSON.stringify({ ...settings, resume: true })], { encoding: "utf8" });
     expect(resumed.stdout).toMatch(/"ok":true/);
