@@ -121,7 +121,7 @@ function modulesFor(argv: readonly string[]): string[] {
 
 export async function buildProgram(argv: readonly string[], output: CliOutput, setExit: (code: number) => void, audit = new AuditSession()): Promise<Command> {
   const program = new Command("deidkit")
-    .description("De-identify radiotherapy research data (DICOM) with keyed pseudonyms and a sealed re-identification key")
+    .description("De-identify radiotherapy research trees (DICOM and pipeline files) with keyed pseudonyms and a sealed re-identification key")
     .version(TOOL_VERSION)
     .showHelpAfterError("(add --help for usage)")
     .addHelpText("after", EXAMPLES)

@@ -14,7 +14,7 @@ import { readContinuation, type ContinuedRun } from "../continue-key.js";
 import { readCrosswalk } from "../crosswalk.js";
 import { EXIT } from "../exit-codes.js";
 import { addKeyCredentialOptions, addSealOptions, openKeyCredentials, readKeySealing, type KeySealing } from "../key-credentials.js";
-import type { CliOutput } from "../output.js";
+import { plural, type CliOutput } from "../output.js";
 import { collect, oneOf, positiveInteger } from "../options.js";
 import type { RecordCounts } from "./keys.js";
 
@@ -117,13 +117,9 @@ function describeEvent(event: RunEvent, output: CliOutput, flags: AnonymizeFlags
   }
 }
 
-function plural(count: number, noun: string): string {
-  return `${count} ${noun}${count === 1 ? "" : "s"}`;
-}
-
 export function anonymizeCommand(output: () => CliOutput, setExit: (code: number) => void, recordCounts: RecordCounts): Command {
   const command = new Command("anonymize")
-    .description("de-identify every DICOM file of INPUT into the new folder OUTPUT, with a sealed re-identification key")
+    .description("de-identify every file of INPUT (DICOM, text, CSV, JSON, XLSX, Parquet, NIfTI, zip) into the new folder OUTPUT, with a sealed re-identification key")
     .argument("<INPUT>", "folder to de-identify (never modified)")
     .argument("<OUTPUT>", "new folder for the de-identified copy (must not exist)")
     .option("--key-out <FILE>", "where to write the sealed key (default: OUTPUT.deidkey; never inside OUTPUT)")
@@ -230,7 +226,7 @@ export function anonymizeCommand(output: () => CliOutput, setExit: (code: number
       out.warning(`${report.passedThrough.length} files copied unchanged by --pass-through; their content was not checked`);
     }
     if (report.filesQuarantined > 0) {
-      if (!flags.json) out.hint("the report lists each file left out with its reason; the key maps it to its input path");
+      if (!flags.json && !flags.dryRun) out.hint("the report lists each file left out with its reason; the key maps it to its input path");
       setExit(EXIT.INCOMPLETE);
     }
   });

@@ -10,7 +10,7 @@ import { renderHtml, writeHtmlExclusive } from "../../scan/html.js";
 import { defaultJobs } from "../../run/pool.js";
 import { scanTree } from "../../scan/scan.js";
 import { renderSummary } from "../../scan/summary.js";
-import type { CliOutput } from "../output.js";
+import { plural, type CliOutput } from "../output.js";
 import { collect, oneOf, positiveInteger } from "../options.js";
 
 const EXAMPLES = `
@@ -111,6 +111,6 @@ export function scanCommand(output: () => CliOutput): Command {
       if (flags.json) out.result(JSON.stringify(report, null, 2));
       else if (!flags.html) out.result(renderSummary(report).join("\n"));
       const { summary } = report;
-      out.info(`scanned ${summary.entries} entries: ${summary.patients} patients, ${summary.wouldLeaveOut} files would be left out`);
+      out.info(`scanned ${summary.entries} entries: ${plural(summary.patients, "patient")}, ${plural(summary.wouldLeaveOut, "file")} would be left out`);
     });
 }

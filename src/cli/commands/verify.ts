@@ -7,7 +7,7 @@ import { readSignerFile } from "../../manifest/signing-key.js";
 import { identifiersFromKey, verifyTree } from "../../verify/verify.js";
 import { EXIT } from "../exit-codes.js";
 import { addKeyCredentialOptions, openKeyCredentials, type KeyCredentialFlags } from "../key-credentials.js";
-import type { CliOutput } from "../output.js";
+import { plural, type CliOutput } from "../output.js";
 import type { RecordCounts } from "./keys.js";
 
 const EXAMPLES = `
@@ -100,7 +100,7 @@ export function verifyCommand(output: () => CliOutput, setExit: (code: number) =
         }
         if (manifestCheck) printManifestCheck(manifestCheck, out, flags.quiet);
         const mode = identifiers ? `${identifiers.length} key identifiers and the DICOM rules` : "the DICOM rules (no key given)";
-        out.info(`checked ${result.filesChecked} files against ${mode}: ${result.errors} errors, ${result.warnings} warnings`);
+        out.info(`checked ${plural(result.filesChecked, "file")} against ${mode}: ${plural(result.errors, "error")}, ${plural(result.warnings, "warning")}`);
       }
       if (result.errors > 0 || manifestErrors > 0) setExit(EXIT.INCOMPLETE);
     });
