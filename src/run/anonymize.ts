@@ -36,10 +36,10 @@ import {
   type RunState,
 } from "./resume.js";
 import { acquireRunLock } from "./run-lock.js";
+import { TaskRunner, type FileKind, type LearnResult, type Problem, type RunSetup, type WriteResult, type WriteTask } from "./tasks.js";
 import { removeStagingFolders, unpublished, withScratchFolder } from "./unpublished.js";
 
 export { removeStagingFolders };
-import { TaskRunner, type FileKind, type LearnResult, type Problem, type RunSetup, type WriteResult, type WriteTask } from "./tasks.js";
 
 export interface AnonymizeOptions {
   input: string;
