@@ -4,7 +4,6 @@
  */
 import { mkdirSync } from "node:fs";
 import { mkdir, readdir, readFile, realpath, rename, rm, rmdir, stat, unlink, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
 import { basename, dirname, isAbsolute, join, relative, resolve, sep } from "node:path";
 
 import { DeidError, UsageError } from "../errors.js";
@@ -37,7 +36,7 @@ import {
 } from "./resume.js";
 import { acquireRunLock } from "./run-lock.js";
 import { TaskRunner, type FileKind, type LearnResult, type Problem, type RunSetup, type WriteResult, type WriteTask } from "./tasks.js";
-import { removeStagingFolders, unpublished, withScratchFolder } from "./unpublished.js";
+import { removeStagingFolders, unpublished, withScratchFolder, withTemporaryScratch } from "./unpublished.js";
 
 export { removeStagingFolders };
 
@@ -556,7 +555,7 @@ export async function anonymize(options: AnonymizeOptions): Promise<AnonymizeRes
   const run = new AnonymizeRun(options, profile, setup);
   if (options.dryRun) {
     await checkNewOutputs(options, paths);
-    return withScratch(setup, tmpdir(), "deidkit-scratch-", () => run.run(paths, undefined));
+    return withTemporaryScratch("dry-run", usingScratch(setup, () => run.run(paths, undefined)));
   }
 
   const emit = options.onEvent ?? (() => {});
@@ -566,7 +565,7 @@ export async function anonymize(options: AnonymizeOptions): Promise<AnonymizeRes
     await removeStaleScratch(paths.output);
     const start = await startOrResume(options, paths, setup);
     if (start.kind === "published") return await finishPublished(paths, start.state);
-    return await withScratch(setup, dirname(paths.output), scratchPrefix(paths.output), () => run.run(paths, start.state));
+    return await withScratchFolder(dirname(paths.output), scratchPrefix(paths.output), usingScratch(setup, () => run.run(paths, start.state)));
   } finally {
     await lock.release();
   }
@@ -591,16 +590,16 @@ async function removeStaleScratch(output: string): Promise<void> {
   }
 }
 
-/** Runs `work` with the run's scratch folder (see withScratchFolder) set in `setup` for every thread. */
-async function withScratch<T>(setup: RunSetup, parent: string, prefix: string, work: () => Promise<T>): Promise<T> {
-  return withScratchFolder(parent, prefix, async (folder) => {
+/** Wraps `work` so that the scratch folder it is given is the run's, in `setup`, for every thread. */
+function usingScratch<T>(setup: RunSetup, work: () => Promise<T>): (folder: string) => Promise<T> {
+  return async (folder) => {
     setup.scratchParent = folder;
     try {
       return await work();
     } finally {
       setup.scratchParent = undefined;
     }
-  });
+  };
 }
 
 /** The settings that must be equal for --resume to continue a run; `jobs` is left out, because it does not change the output. */

@@ -6,10 +6,11 @@
  * own, so that the command's signal handlers need not load the whole run.
  */
 import { rmSync } from "node:fs";
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdtemp, readdir, rm } from "node:fs/promises";
+import { hostname, tmpdir } from "node:os";
 import { join } from "node:path";
 
-import { releaseHeldLocksSync } from "./run-lock.js";
+import { processAlive, releaseHeldLocksSync } from "./run-lock.js";
 
 export const unpublished = new Set<string>();
 
@@ -47,5 +48,28 @@ export async function withScratchFolder<T>(parent: string, prefix: string, work:
   } finally {
     await rm(folder, { recursive: true, force: true });
     unpublished.delete(folder);
+  }
+}
+
+/**
+ * withScratchFolder in the system's temporary folder, which other
+ * processes share: the folder is named deidkit-KIND-PID@HOST-XXXXXX, and
+ * folders of the same kind that a process of this host left when it was
+ * killed with SIGKILL are removed first.
+ */
+export async function withTemporaryScratch<T>(kind: string, work: (folder: string) => Promise<T>): Promise<T> {
+  const parent = tmpdir();
+  const prefix = `deidkit-${kind}-`;
+  await removeOrphanedScratch(parent, prefix);
+  return withScratchFolder(parent, `${prefix}${process.pid}@${hostname()}-`, work);
+}
+
+async function removeOrphanedScratch(parent: string, prefix: string): Promise<void> {
+  const names = await readdir(parent).catch(() => [] as string[]);
+  for (const name of names) {
+    if (!name.startsWith(prefix)) continue;
+    const owner = /^(\d+)@(.+)-[^-]{6}$/.exec(name.slice(prefix.length));
+    if (!owner || owner[2] !== hostname() || processAlive(Number(owner[1]))) continue;
+    await rm(join(parent, name), { recursive: true, force: true });
   }
 }

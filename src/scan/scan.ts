@@ -7,7 +7,6 @@
  * names only, never an identifier.
  */
 import { stat } from "node:fs/promises";
-import { tmpdir } from "node:os";
 
 import { UsageError } from "../errors.js";
 import { TextCleaner, uidMapper } from "../deid/cleaner.js";
@@ -16,7 +15,7 @@ import { DEFAULT_READ_LIMITS, type ReadLimits } from "../dicom/reader.js";
 import { compileProfile, type OptionName } from "../profile/profile.js";
 import { initSodium, randomSecret } from "../pseudonym/keyed-hash.js";
 import { counting, runLocally, WorkerPool, workersAvailable } from "../run/pool.js";
-import { withScratchFolder } from "../run/unpublished.js";
+import { withTemporaryScratch } from "../run/unpublished.js";
 import { TaskRunner, type LearnResult, type RunSetup } from "../run/tasks.js";
 import { FormatSet } from "../formats/index.js";
 import { PathMapper } from "../tree/paths.js";
@@ -104,7 +103,7 @@ export async function scanTree(options: ScanOptions): Promise<ScanReport> {
 
   // Archive members and NIfTI extensions are extracted here, with their
   // identifiers; an interrupt removes the folder (see run/unpublished.ts).
-  return withScratchFolder(tmpdir(), "deidkit-scan-", async (scratch) => {
+  return withTemporaryScratch("scan", async (scratch) => {
     setup.scratchParent = scratch;
     const entries = await walkTree(options.input);
     const regularFiles = entries.filter((entry) => entry.kind === "file");

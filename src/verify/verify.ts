@@ -4,9 +4,8 @@
  * identifier. Without them it checks the DICOM rules it can check alone
  * (see rules.ts). Findings never contain the identifier itself.
  */
-import { tmpdir } from "node:os";
 
-import { withScratchFolder } from "../run/unpublished.js";
+import { withTemporaryScratch } from "../run/unpublished.js";
 import { walkTree } from "../tree/walk.js";
 import { IdentifierMatcher, type KeyIdentifier } from "./matcher.js";
 import { checkDicomRules } from "./rules.js";
@@ -47,7 +46,7 @@ export interface VerifyOptions {
 
 export async function verifyTree(root: string, options: VerifyOptions = {}): Promise<VerifyResult> {
   // Archive members are extracted here while they are searched; an interrupt removes the folder.
-  return withScratchFolder(tmpdir(), "deidkit-verify-", (scratch) => verifyIn(root, options, scratch));
+  return withTemporaryScratch("verify", (scratch) => verifyIn(root, options, scratch));
 }
 
 async function verifyIn(root: string, options: VerifyOptions, scratch: string): Promise<VerifyResult> {

@@ -6,6 +6,7 @@
 import { spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import { mkdir, readdir, writeFile } from "node:fs/promises";
+import { hostname } from "node:os";
 import { join } from "node:path";
 
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
@@ -89,5 +90,24 @@ describe("scratch folder", () => {
     expect(upload?.contentSearched).toBe(true);
     expect(upload?.identifiers).toContain("patient-id");
     expect(await readdir(temp)).toEqual([]);
+  }, 60_000);
+
+  test("scan removes the scratch folders of killed scans of this host, and no other", async () => {
+    const temp = join(tree.dir, "orphans-tmp");
+    await mkdir(temp);
+    const dead = spawnSync(process.execPath, ["-e", "process.stdout.write(String(process.pid))"], { encoding: "utf8" }).stdout;
+    const orphan = join(temp, `deidkit-scan-${dead}@${hostname()}-AbC123`);
+    const alive = join(temp, `deidkit-scan-${process.pid}@${hostname()}-XyZ789`);
+    const otherHost = join(temp, `deidkit-scan-${dead}@${hostname()}-elsewhere-QwE456`);
+    for (const folder of [orphan, alive, otherHost]) {
+      await mkdir(folder);
+      await writeFile(join(folder, "member-1"), "DOE^JANE 12345678");
+    }
+    const run = spawnSync(process.execPath, [CLI, "scan", join(FIXTURES_DIR, "sample"), "--json"], {
+      encoding: "utf8",
+      env: { ...process.env, TMPDIR: temp },
+    });
+    expect(run.status, run.stderr).toBe(0);
+    expect((await readdir(temp)).sort()).toEqual([alive, otherHost].map((path) => path.slice(temp.length + 1)).sort());
   }, 60_000);
 });
