@@ -190,7 +190,9 @@ async function runProgram(program: Command, argv: readonly string[], output: Cli
     }
     output.clearProgress();
     if (isDeidError(error)) {
-      output.error(error.path ? `${error.message} (${error.path})` : error.message);
+      // Key file errors start with their path already.
+      const named = error.path !== undefined && !error.message.startsWith(`${error.path}: `);
+      output.error(named ? `${error.message} (${error.path})` : error.message);
       if (error.hint) output.hint(error.hint);
     } else if ((error as NodeJS.ErrnoException)?.code) {
       const failure = error as NodeJS.ErrnoException;
