@@ -95,9 +95,10 @@ export class ChunkDecoder {
 
   write(bytes: Buffer): string {
     if (this.encoding === "latin1") {
-      const joined = this.carry.length ? Buffer.concat([this.carry, bytes]) : bytes;
-      if (utf8SequenceIn(joined)) throw mixedEncoding();
-      this.carry = Buffer.from(joined.subarray(Math.max(0, joined.length - 3)));
+      // The seam between two chunks is checked on its own, so that no chunk is copied.
+      const seam = this.carry.length ? Buffer.concat([this.carry, bytes.subarray(0, 3)]) : undefined;
+      if ((seam && utf8SequenceIn(seam)) || utf8SequenceIn(bytes)) throw mixedEncoding();
+      this.carry = Buffer.from(bytes.subarray(Math.max(0, bytes.length - 3)));
     }
     if (!this.utf8) return this.other!.write(bytes);
     try {
