@@ -66,7 +66,7 @@ type CommandFactory = (output: () => CliOutput, setExit: (code: number) => void,
 /**
  * The module of each command. Only the module of the command named on the
  * command line is imported: between them they load every part of deidkit,
- * which took 0.1 s before `--version` could answer.
+ * which took 0.1 s before `--version` printed anything.
  */
 const COMMAND_MODULES: Record<string, () => Promise<CommandFactory>> = {
   anonymize: async () => {

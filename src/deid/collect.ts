@@ -71,7 +71,7 @@ class Collector {
     }
   }
 
-  /** What to register each value of `element` as, or nothing for elements that carry no identifier, whose values are then not decoded. */
+  /** Returns how to register each value of `element`, or undefined when it carries no identifier, so that its value is not decoded. */
   private adderFor(element: Element): ((value: string) => void) | undefined {
     const keyword = lookupTag(element.tag)?.keyword ?? "";
     const vr = vrOf(element);

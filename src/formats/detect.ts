@@ -1,5 +1,5 @@
 /**
- * How the formats whose modules load large packages (zip and XLSX through
+ * Recognition of the formats whose modules load large packages (zip and XLSX through
  * yauzl and archiver, Parquet through hyparquet) recognise their files, and
  * the Parquet size cap that verify shares. Kept apart so that FormatSet and
  * verify need not import those modules; FormatSet imports each on the first

@@ -1,10 +1,10 @@
 /**
  * The encodings of text and CSV files. UTF-8 is judged from a file's first
- * bytes and must then hold to the end; text that is not UTF-8 is Latin-1,
- * which maps every byte, as long as no UTF-8 character appears in it;
- * UTF-16 little-endian is recognised by its byte-order mark or its zero
- * bytes. Anything else, mixed UTF-8 and Latin-1 included, cannot be
- * searched for the run's identifiers, so the file is left out.
+ * bytes and must then hold to the end. Text that is not UTF-8 is Latin-1,
+ * which maps every byte, unless a UTF-8 character appears in it. UTF-16
+ * little-endian is recognised by its byte-order mark or its zero bytes.
+ * Anything else, mixed UTF-8 and Latin-1 included, cannot be searched for
+ * the run's identifiers, so the file is left out.
  */
 import { StringDecoder } from "node:string_decoder";
 import { TextDecoder } from "node:util";
@@ -53,15 +53,24 @@ export function judgeEncoding(head: Buffer, cut: boolean): TextEncoding {
 }
 
 /**
- * True when `bytes` contain a complete UTF-8 sequence of two to four bytes
- * (a lead byte and its continuation bytes). Latin-1 text almost never
- * does: that takes an accented capital or a letter from à to ô followed by
- * a symbol from the range 0x80 to 0xBF.
+ * Returns the length of the UTF-8 sequence that `lead` starts (2 to 4), or 0
+ * when it starts none.
+ */
+function sequenceLength(lead: number): number {
+  if (lead >= 0xc2 && lead <= 0xdf) return 2;
+  if (lead >= 0xe0 && lead <= 0xef) return 3;
+  if (lead >= 0xf0 && lead <= 0xf4) return 4;
+  return 0;
+}
+
+/**
+ * Returns true when `bytes` contain a complete UTF-8 sequence of two to
+ * four bytes. Latin-1 text seldom does: it takes an accented letter from
+ * Â to ô followed by one to three symbols from the range 0x80 to 0xBF.
  */
 function utf8SequenceIn(bytes: Buffer): boolean {
   for (let index = 0; index < bytes.length; index++) {
-    const lead = bytes[index]!;
-    const length = lead >= 0xc2 && lead <= 0xdf ? 2 : lead >= 0xe0 && lead <= 0xef ? 3 : lead >= 0xf0 && lead <= 0xf4 ? 4 : 0;
+    const length = sequenceLength(bytes[index]!);
     if (length === 0 || index + length > bytes.length) continue;
     let continued = true;
     for (let next = index + 1; next < index + length; next++) {
@@ -77,10 +86,9 @@ function unsupported(what: string): QuarantineReason {
 }
 
 /**
- * Decodes a file's bytes chunk by chunk. UTF-8 is decoded strictly: a byte
- * that is not UTF-8 after the part that judgeEncoding saw leaves the file
- * out, and so does a UTF-8 character in Latin-1 text, since a name written
- * in the other encoding there would not be found.
+ * A decoder of a file's bytes, chunk by chunk. A byte that is not UTF-8 in
+ * UTF-8 text leaves the file out, and so does a UTF-8 character in Latin-1
+ * text, because a name written in the other encoding would not be found.
  */
 export class ChunkDecoder {
   private readonly utf8: TextDecoder | undefined;

@@ -20,12 +20,12 @@ const PROBE_BYTES = 1 << 20;
 const CHUNK_BYTES = 1 << 16;
 
 /**
- * Reads the text file at `path` with synchronous calls, a chunk at a time:
- * most text files are small, and streams cost several trips through the
- * libuv pool per file (a third of the time of a tree of 1,500 small
- * files). Gives the encoding to `onEncoding` first, then the text to
- * `onLines` in pieces that end with a line break, apart from the last.
- * Throws TEXT_ENCODING for text it cannot search (see text-encoding.ts).
+ * Reads the text file at `path` with synchronous calls, a chunk at a time.
+ * Most text files are small, and streams cost several trips through the
+ * libuv pool per file (a third of the time of a tree of 1,500 small files).
+ * Gives the encoding to `onEncoding` first, then the text to `onLines` in
+ * pieces that end with a line break, apart from the last. Throws
+ * TEXT_ENCODING for text it cannot search (see text-encoding.ts).
  */
 function readTextLines(path: string, onEncoding: (encoding: TextEncoding) => void, onLines: (lines: string) => void): void {
   const input = openRegularFile(path);

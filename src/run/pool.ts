@@ -68,7 +68,7 @@ export class WorkerPool {
   /**
    * Runs the tasks with two in flight per worker, so that a worker finds its
    * next task waiting when it finishes one. Results keep task order.
-   * `onResult` gets each result as it arrives; when it throws, no further
+   * `onResult` gets each result as it arrives. When it throws, no further
    * task is sent, and the error is thrown once the tasks in flight are done.
    */
   async run<R extends LearnResult | WriteResult>(tasks: readonly Task[], onResult: (index: number, result: R) => void): Promise<R[]> {

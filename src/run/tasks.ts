@@ -61,8 +61,8 @@ export interface WriteTask {
   path: string;
   relativePath: string;
   /**
-   * Where the copy goes, inside the staging folder. No temporary name is
-   * needed: the staging folder is published as a whole, and --resume keeps
+   * Path of the copy in the staging folder. It needs no temporary name,
+   * because the staging folder is published as a whole and --resume keeps
    * only files that the journal records as complete.
    */
   targetPath: string;

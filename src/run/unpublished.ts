@@ -1,9 +1,10 @@
 /**
- * Paths that runs in this process have written but not published (staging
- * folders, state and journal files, and the key and report written just
- * before publishing). `removeStagingFolders` removes them when the process
- * is interrupted, so that no partial output is left behind. A module of its
- * own, so that the command's signal handlers need not load the whole run.
+ * Paths that commands in this process have written but not published:
+ * staging folders, state and journal files, the key and report written just
+ * before publishing, and scratch folders with extracted members.
+ * `removeStagingFolders` removes them when the process is interrupted, so
+ * that nothing partial or in clear text is left behind. This is a module of
+ * its own so that the signal handlers need not load the whole run.
  */
 import { rmSync } from "node:fs";
 import { mkdtemp, readdir, rm } from "node:fs/promises";
@@ -52,10 +53,10 @@ export async function withScratchFolder<T>(parent: string, prefix: string, work:
 }
 
 /**
- * withScratchFolder in the system's temporary folder, which other
- * processes share: the folder is named deidkit-KIND-PID@HOST-XXXXXX, and
- * folders of the same kind that a process of this host left when it was
- * killed with SIGKILL are removed first.
+ * Runs `work` like withScratchFolder, in the system's temporary folder,
+ * which other processes share. The folder is named
+ * deidkit-KIND-PID@HOST-XXXXXX, so that folders of the same kind left by a
+ * process of this host that was killed with SIGKILL can be removed first.
  */
 export async function withTemporaryScratch<T>(kind: string, work: (folder: string) => Promise<T>): Promise<T> {
   const parent = tmpdir();

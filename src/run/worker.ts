@@ -24,7 +24,15 @@ async function handle(request: WorkerRequest): Promise<unknown> {
 // time, in the order they came, because the runner keeps per-file state.
 let queue: Promise<void> = Promise.resolve();
 parentPort!.on("message", (request: WorkerRequest) => {
-  queue = queue.then(async () => {
-    parentPort!.postMessage({ id: request.id, result: await handle(request) });
-  });
+  queue = queue
+    .then(async () => {
+      parentPort!.postMessage({ id: request.id, result: await handle(request) });
+    })
+    .catch((error: unknown) => {
+      // A failure outside the runner's own handling ends this worker, which
+      // the pool reports as a failed run, rather than stalling every later task.
+      process.nextTick(() => {
+        throw error;
+      });
+    });
 });

@@ -34,8 +34,8 @@ export async function walkTree(root: string): Promise<TreeEntry[]> {
   const pending: string[] = [root];
   while (pending.length > 0) {
     const directory = pending.pop()!;
-    // Synchronous calls take microseconds where each await took a trip
-    // through the libuv pool (a fifth of a second for 1,600 files); the
+    // Synchronous calls take microseconds, where each await took a trip
+    // through the libuv pool (a fifth of a second for 1,600 files). The
     // event loop gets a turn per folder, so that an interrupt is handled.
     await setImmediate();
     let names: string[];

@@ -9,7 +9,7 @@ function terminal(): { text: () => string; output: CliOutput } {
 }
 
 describe("progress bar", () => {
-  test("is redrawn at most every tenth of a second, and at the end", () => {
+  test("redrawn every 100 ms and at the end", () => {
     const { text, output } = terminal();
     for (let done = 1; done <= 5000; done++) output.progress("writing", done, 5000);
     const draws = text().split("\r\x1b[2K").filter(Boolean);
@@ -19,7 +19,7 @@ describe("progress bar", () => {
     expect(draws.at(-1)).toContain(" 5000/5000");
   });
 
-  test("is not drawn when stderr is not a terminal", () => {
+  test("not drawn without a terminal", () => {
     let written = "";
     const stream = { write: (text: string) => (written += text), isTTY: false };
     new CliOutput({ stdout: stream, stderr: stream }, false).progress("writing", 1, 2);

@@ -62,7 +62,7 @@ describe("judging the encoding", () => {
   });
 });
 
-describe("text files", () => {
+describe("text files left out or cleaned", () => {
   let run: FormatRun;
   beforeAll(async () => {
     run = await makeFormatRun(textFormat, (registry) => void seedSamplePatient(registry));
@@ -71,7 +71,7 @@ describe("text files", () => {
     await run?.cleanup();
   });
 
-  test("UTF-16LE is cleaned and written back as UTF-16LE", async () => {
+  test("UTF-16LE cleaned and kept UTF-16LE", async () => {
     const { output, replacements } = await run.run("notes.txt", utf16le("Patient DOE, JANE, MRN 12345678\r\nnext line\r\n", true));
     expect(output.subarray(0, 2)).toEqual(Buffer.from([0xff, 0xfe]));
     const text = output.subarray(2).toString("utf16le");
@@ -80,19 +80,19 @@ describe("text files", () => {
     expect(replacements).toBeGreaterThanOrEqual(2);
   });
 
-  test("one Latin-1 byte among UTF-8 text leaves the file out", async () => {
+  test("Latin-1 byte in UTF-8 text", async () => {
     const content = Buffer.concat([Buffer.from("patient Jörg Müller 12345678\n", "utf8"), Buffer.from("caf\xe9\n", "latin1")]);
     const failure = await run.run("mixed.log", content).catch((error: unknown) => error);
     expect(quarantineCode(failure)).toBe("TEXT_ENCODING");
   });
 
-  test("a UTF-8 name after the first MiB of Latin-1 text leaves the file out", async () => {
+  test("UTF-8 name late in Latin-1 text", async () => {
     const start = Buffer.concat([Buffer.from("Befund J\xf6rg\n", "latin1"), LONG_ASCII_START]);
     const failure = await run.run("late-utf8.log", Buffer.concat([start, Buffer.from("Müller\n", "utf8")])).catch((error: unknown) => error);
     expect(quarantineCode(failure)).toBe("TEXT_ENCODING");
   });
 
-  test("a UTF-8 character split between two reads of Latin-1 text leaves the file out", async () => {
+  test("UTF-8 character across two reads", async () => {
     // Reads after the first MiB are 64 KiB long: "ü" (C3 BC) straddles the end of the first one.
     const head = Buffer.from("Befund J\xf6rg\n", "latin1");
     const start = Buffer.concat([head, asciiBytes(MIB + 64 * 1024 - 1 - head.length)]);
@@ -102,7 +102,7 @@ describe("text files", () => {
     expect(quarantineCode(failure)).toBe("TEXT_ENCODING");
   });
 
-  test("a byte that is not UTF-8 after the first MiB leaves the file out", async () => {
+  test("invalid UTF-8 after the first MiB", async () => {
     const content = Buffer.concat([LONG_ASCII_START, Buffer.from("Patient J\xf6rg M\xfcller 12345678\n", "latin1")]);
     const failure = await run.run("late.log", content).catch((error: unknown) => error);
     expect(quarantineCode(failure)).toBe("TEXT_ENCODING");
@@ -144,7 +144,7 @@ describe("the end of the bytes the encoding is judged from", () => {
   });
 });
 
-describe("CSV files", () => {
+describe("CSV files left out or read", () => {
   let run: FormatRun;
   beforeAll(async () => {
     run = await makeFormatRun(csvFormat, (registry) => void seedSamplePatient(registry));
@@ -153,7 +153,7 @@ describe("CSV files", () => {
     await run?.cleanup();
   });
 
-  test("a byte that is not UTF-8 after the first MiB leaves the table out", async () => {
+  test("invalid UTF-8 after the first MiB", async () => {
     const header = Buffer.from("note,value\n", "latin1");
     const rows = Buffer.from("plain row of ASCII text,1\n".repeat(Math.ceil((2 * MIB) / 26)), "latin1");
     const content = Buffer.concat([header, rows, Buffer.from("M\xfcller,2\n", "latin1")]);
@@ -161,7 +161,7 @@ describe("CSV files", () => {
     expect(quarantineCode(failure)).toBe("TEXT_ENCODING");
   });
 
-  test("one Latin-1 byte among UTF-8 values leaves the table out", async () => {
+  test("Latin-1 byte in UTF-8 values", async () => {
     const content = Buffer.concat([Buffer.from("patient_id,note\n12345678,Jörg Müller\n", "utf8"), Buffer.from("12345678,caf\xe9\n", "latin1")]);
     const failure = await run.run("mixed.csv", content).catch((error: unknown) => error);
     expect(quarantineCode(failure)).toBe("TEXT_ENCODING");

@@ -1,7 +1,8 @@
 /**
- * The run's scratch folder, where archive members and NIfTI extensions are
- * extracted with their identifiers: it sits next to OUTPUT, never in the
- * system's temporary folder, and no run leaves it behind.
+ * Scratch folders, where archive members and NIfTI extensions are extracted
+ * with their identifiers. anonymize's is next to OUTPUT; scan's, verify's
+ * and a dry run's are in the system's temporary folder. No command leaves
+ * one behind, and a killed command's is removed by the next one.
  */
 import { spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
@@ -32,7 +33,7 @@ async function scratchFolders(): Promise<string[]> {
 }
 
 describe("scratch folder", () => {
-  test("archives are extracted next to OUTPUT, not in the system's temporary folder", async () => {
+  test("anonymize extracts next to OUTPUT", async () => {
     // With TMPDIR pointing nowhere, an extraction into the system's temporary
     // folder fails, and upload.zip would be left out with IO (ENOENT).
     const output = tree.at("out-tmpdir");
@@ -47,7 +48,7 @@ describe("scratch folder", () => {
     expect(await scratchFolders()).toEqual([]);
   }, 60_000);
 
-  test("a killed run's scratch folder is removed by the next run", async () => {
+  test("next run removes a stale one", async () => {
     const output = tree.at("out-killed");
     const settings = { input: join(FIXTURES_DIR, "pipeline"), output, recipient: tree.recipientPath, secretFile: tree.secretPath, jobs: 1 };
     const killed = spawnSync(process.execPath, [CHILD, JSON.stringify({ ...settings, killAt: "write:1" })], { encoding: "utf8" });
@@ -64,7 +65,7 @@ describe("scratch folder", () => {
     expect(await scratchFolders()).toEqual([]);
   }, 60_000);
 
-  test("an interrupt removes a scratch folder in use", async () => {
+  test("interrupt removes the folder in use", async () => {
     let seen = "";
     await withScratchFolder(tree.dir, "interrupted-", async (folder) => {
       seen = folder;
@@ -77,7 +78,7 @@ describe("scratch folder", () => {
     expect(existsSync(seen)).toBe(false);
   });
 
-  test("scan searches archive members and leaves nothing in the temporary folder", async () => {
+  test("scan leaves the temporary folder empty", async () => {
     const temp = join(tree.dir, "scan-tmp");
     await mkdir(temp);
     const run = spawnSync(process.execPath, [CLI, "scan", join(FIXTURES_DIR, "pipeline"), "--json", "--jobs", "2"], {
@@ -92,7 +93,7 @@ describe("scratch folder", () => {
     expect(await readdir(temp)).toEqual([]);
   }, 60_000);
 
-  test("scan removes the scratch folders of killed scans of this host, and no other", async () => {
+  test("scan removes dead scans' folders only", async () => {
     const temp = join(tree.dir, "orphans-tmp");
     await mkdir(temp);
     const dead = spawnSync(process.execPath, ["-e", "process.stdout.write(String(process.pid))"], { encoding: "utf8" }).stdout;
